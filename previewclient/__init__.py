@@ -1,0 +1,1 @@
+"""preview: command-line client that uploads a folder as a preview session."""

@@ -1,0 +1,1 @@
+"""preview-node: the stateful pod that owns sessions and runs their Vite dev servers."""

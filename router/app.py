@@ -1,0 +1,359 @@
+"""The router's request handler: route, then forward, tunnel, create or answer locally.
+
+Stateless by design: everything it needs to route is the ID itself, the ring
+file and the secrets. The only soft state is the load each node last reported
+(`X-Preview-Node-Load`), used to pick the less loaded of two placement
+candidates; losing it costs nothing but balance.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import msgspec
+import trio
+
+from router import metrics
+from router.errors import (
+    BadRequest,
+    InvalidContent,
+    NotFound,
+    OverCapacity,
+    PreviewError,
+    SessionExists,
+    Unauthorized,
+    UpstreamRefused,
+    UpstreamTimeout,
+)
+from router.forward import (
+    ForwardPolicy,
+    UpstreamResponse,
+    discard_response,
+    exchange_head,
+    relay_response,
+    simple_request,
+)
+from router.headers import NODE_PRIVATE
+from router.livefile import LiveFile
+from router.ring import Node, Ring
+from router.routing import Create, Forward, Local, Redirect, Reject, route
+from router.server import Exchange
+from router.session_id import (
+    PLACEMENT_HEADER,
+    Keys,
+    is_valid_hashed_id,
+    placement_token,
+)
+from router.tunnel import tunnel
+from router.upstream import ConnectFailed, ConnectTimeout, UpstreamPool
+
+log = logging.getLogger("preview.access")
+UNKNOWN_MARK = b"x-preview-unknown-session"
+LOAD_HEADER = b"x-preview-node-load"
+
+
+def parse_tokens(text: str, source: str = "") -> tuple[bytes, ...]:
+    tokens = tuple(
+        line.strip().encode()
+        for line in text.splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+    if not tokens:
+        raise ValueError(f"{source}: no API token in file")
+    return tokens
+
+
+def check_token(authorization: bytes | None, tokens: tuple[bytes, ...]) -> bool:
+    if not authorization or authorization[:7].lower() != b"bearer ":
+        return False
+    given = authorization[7:].strip()
+    ok = False
+    for token in tokens:
+        ok |= hmac.compare_digest(given, token)
+    return ok
+
+
+def parse_load(value: bytes | None) -> float | None:
+    """`running=R/M; sessions=S/N` -> a comparable load (fractions summed), None if absent."""
+    if not value:
+        return None
+    total = 0.0
+    try:
+        for part in value.decode("ascii").split(";"):
+            _, _, frac = part.partition("=")
+            used, _, cap = frac.strip().partition("/")
+            total += int(used) / max(int(cap), 1)
+    except ValueError:
+        return None
+    return total
+
+
+class _CreateBody(msgspec.Struct):
+    """The fields the router reads from a create body; the node validates the rest."""
+
+    sessionId: str | None = None
+    affinityKey: str | None = None
+
+
+@dataclass
+class RouterState:
+    ring: LiveFile[Ring]
+    keys: LiveFile[Keys]
+    tokens: LiveFile[tuple[bytes, ...]] | None = None
+    draining: bool = False
+    loads: dict[str, float] = field(default_factory=dict)
+    inflight: int = 0
+    tunnels: int = 0
+
+
+class RouterApp:
+    def __init__(
+        self,
+        state: RouterState,
+        pool: UpstreamPool,
+        policy: ForwardPolicy,
+        *,
+        max_body_bytes: int,
+        metrics_here: bool,
+        choose: Callable[[], str] | None = None,
+    ) -> None:
+        self.state = state
+        self.pool = pool
+        self.policy = policy
+        self.max_body = max_body_bytes
+        self.metrics_here = metrics_here
+        self._random_key = choose or (lambda: os.urandom(12).hex())
+        self._counters: dict[tuple[str, int], object] = {}
+
+    async def handle(self, ex: Exchange) -> None:
+        st = self.state
+        decision = route(
+            ex.method.decode("ascii", "replace"),
+            ex.target.decode("latin-1"),
+            _str(ex.header(b"referer")),
+            st.ring.value,
+            st.keys.value,
+        )
+        node_name = ""
+        st.inflight += 1
+        try:
+            if isinstance(decision, Forward):
+                node_name = decision.nodes[0].name
+                if decision.route_class == "api":
+                    self._authorize(ex)
+                if ex.upgrade and decision.route_class == "preview":
+                    st.inflight -= 1  # a tunnel is not an in-flight request for draining
+                    try:
+                        await self._tunnel(ex, decision.nodes[0])
+                    finally:
+                        st.inflight += 1
+                else:
+                    node_name = await self._forward(ex, decision)
+            elif isinstance(decision, Create):
+                self._authorize(ex)
+                node_name = await self._create(ex)
+            elif isinstance(decision, Local):
+                await self._local(ex, decision.path)
+            elif isinstance(decision, Redirect):
+                await ex.respond(decision.status, [(b"location", decision.location.encode())])
+            elif isinstance(decision, Reject):
+                raise decision.error
+        except PreviewError as exc:
+            if not ex.response_started:
+                await ex.respond_error(exc)
+                if exc.close_connection:
+                    raise
+            else:
+                raise
+        finally:
+            st.inflight -= 1
+            self._record(ex, decision.route_class, node_name)
+
+    def _record(self, ex: Exchange, route_class: str, node: str) -> None:
+        elapsed = time.perf_counter() - ex.started_at
+        metrics.REQUESTS.labels(route_class, str(ex.status)).inc()
+        metrics.LATENCY.labels(route_class).observe(elapsed)
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "request",
+                extra={
+                    "request_id": ex.request_id.decode(),
+                    "method": ex.method.decode("ascii", "replace"),
+                    "path": ex.target.decode("latin-1")[:512],
+                    "status": ex.status,
+                    "node": node,
+                    "route": route_class,
+                    "duration_ms": round(elapsed * 1000, 3),
+                },
+            )
+
+    def _authorize(self, ex: Exchange) -> None:
+        tokens = self.state.tokens
+        if tokens is not None and not check_token(ex.header(b"authorization"), tokens.value):
+            raise Unauthorized()
+
+    async def _local(self, ex: Exchange, path: str) -> None:
+        if path == "/healthz":
+            await ex.respond(200, [(b"content-type", b"application/json")], b'{"status":"ok"}')
+        elif path == "/readyz":
+            ready = not self.state.draining and bool(self.state.ring.value.nodes)
+            body = json.dumps({"ready": ready, "nodes": len(self.state.ring.value.nodes)}).encode()
+            await ex.respond(200 if ready else 503, [(b"content-type", b"application/json")], body)
+        elif path == "/metrics" and self.metrics_here:
+            ctype, body = metrics.render()
+            await ex.respond(200, [(b"content-type", ctype)], body)
+        else:
+            raise NotFound()
+
+    def _note_load(self, node: Node, resp: UpstreamResponse) -> None:
+        load = parse_load(resp.header(LOAD_HEADER))
+        if load is not None:
+            self.state.loads[node.name] = load
+
+    async def _head(
+        self,
+        ex: Exchange,
+        node: Node,
+        body: bytes | None,
+        extra: list[tuple[bytes, bytes]] | None = None,
+    ) -> UpstreamResponse:
+        try:
+            resp = await exchange_head(
+                ex,
+                self.pool,
+                (node.host, node.port),
+                self.policy,
+                body=body,
+                extra_headers=extra or (),
+            )
+        except UpstreamRefused:
+            metrics.UPSTREAM_ERRORS.labels(node.name, "refused").inc()
+            raise
+        except UpstreamTimeout:
+            metrics.UPSTREAM_ERRORS.labels(node.name, "timeout").inc()
+            raise
+        self._note_load(node, resp)
+        return resp
+
+    async def _forward(self, ex: Exchange, decision: Forward) -> str:
+        """Forward to the owner; for hashed IDs, on the unknown-session mark, to its successors."""
+        body: bytes | None = None
+        if decision.route_class == "api" and ex.has_body:
+            body = await ex.read_body(self.max_body)
+        replayable = body is not None or not ex.has_body
+        nodes = decision.nodes if (replayable and not decision.encoded) else decision.nodes[:1]
+        for i, node in enumerate(nodes):
+            resp = await self._head(ex, node, body)
+            if resp.header(UNKNOWN_MARK) is not None and i + 1 < len(nodes):
+                await discard_response(resp, self.pool)
+                continue
+            await relay_response(ex, resp, self.pool, self.policy)
+            return node.name
+        raise AssertionError("unreachable: the last node's answer is always relayed")
+
+    async def _tunnel(self, ex: Exchange, node: Node) -> None:
+        gauge = metrics.OPEN_WEBSOCKETS.labels(node.name)
+
+        def opened() -> None:
+            self.state.tunnels += 1
+            gauge.inc()
+
+        def closed() -> None:
+            self.state.tunnels -= 1
+            gauge.dec()
+
+        try:
+            await tunnel(ex, self.pool, (node.host, node.port), self.policy, opened, closed)
+        except UpstreamRefused:
+            metrics.UPSTREAM_ERRORS.labels(node.name, "refused").inc()
+            raise
+        except UpstreamTimeout:
+            metrics.UPSTREAM_ERRORS.labels(node.name, "timeout").inc()
+            raise
+
+    def _candidates(self, ring: Ring, sid: str | None, affinity: str | None) -> list[Node]:
+        if affinity or sid:
+            return ring.place(affinity or sid or "")
+        nodes = ring.place(self._random_key())
+        if len(nodes) >= 2:
+            # Power of two choices: the less loaded of the first two by what they last reported.
+            a, b = nodes[0], nodes[1]
+            la, lb = self.state.loads.get(a.name, 0.0), self.state.loads.get(b.name, 0.0)
+            if lb < la:
+                nodes[0], nodes[1] = b, a
+        return nodes
+
+    async def _exists(self, sid: str, ring: Ring, authorization: bytes | None) -> bool:
+        """Is a client-chosen ID already held by its owner or the next nodes along the ring?"""
+        headers = [(b"host", b"preview-router"), (b"accept", b"application/json")]
+        if authorization is not None:
+            headers.append((b"authorization", authorization))
+        for node in ring.route(sid):
+            status = 0
+            with trio.move_on_after(self.policy.upstream_timeout):
+                # A node that cannot answer cannot hold a live copy we could reach.
+                with contextlib.suppress(UpstreamRefused, UpstreamTimeout):
+                    status, _, _ = await simple_request(
+                        self.pool,
+                        (node.host, node.port),
+                        b"GET",
+                        f"/kontext/preview/{sid}".encode(),
+                        headers,
+                    )
+            if status == 200:
+                return True
+        return False
+
+    async def _create(self, ex: Exchange) -> str:
+        body = await ex.read_body(self.max_body)
+        try:
+            fields = msgspec.json.decode(body, type=_CreateBody)
+        except msgspec.ValidationError as exc:
+            raise InvalidContent(f"invalid create body: {exc}") from exc
+        except msgspec.DecodeError as exc:
+            raise BadRequest(f"invalid JSON: {exc}") from exc
+        sid = fields.sessionId
+        if sid is not None and not is_valid_hashed_id(sid):
+            raise InvalidContent("sessionId must match [A-Za-z0-9_-]{1,64} and not contain '--'")
+        ring = self.state.ring.value
+        candidates = self._candidates(ring, sid, fields.affinityKey)
+        if not candidates:
+            raise OverCapacity("no active node takes new sessions")
+        extra: list[tuple[bytes, bytes]] = []
+        if sid is not None:
+            if await self._exists(sid, ring, ex.header(b"authorization")):
+                raise SessionExists(f"session {sid} exists")
+            extra.append((PLACEMENT_HEADER, placement_token(sid, self.state.keys.value).encode()))
+        last: PreviewError = OverCapacity("every node is full or unreachable")
+        for node in candidates:
+            try:
+                resp = await self._head(ex, node, body, extra)
+            except (ConnectFailed, ConnectTimeout) as exc:
+                last = exc
+                continue
+            if resp.status == 503:
+                await discard_response(resp, self.pool)
+                continue
+            await relay_response(ex, resp, self.pool, self.policy)
+            return node.name
+        raise last
+
+
+def _str(value: bytes | None) -> str | None:
+    return value.decode("latin-1") if value is not None else None
+
+
+def router_policy(upstream_timeout: float, trusted: tuple[object, ...]) -> ForwardPolicy:
+    return ForwardPolicy(
+        upstream_timeout=upstream_timeout,
+        trusted=trusted,  # type: ignore[arg-type]
+        strip_response=NODE_PRIVATE,
+        drop_request=frozenset({PLACEMENT_HEADER}),
+    )

@@ -1,0 +1,183 @@
+"""The ring file (CONTRACT §4): parse, validate, and place keys on a consistent-hash ring.
+
+Every router replica must build the *same* ring from the same file, so the hash
+function and the virtual-node count are fixed here and never configurable:
+
+- hash: the first 8 bytes of SHA-256 of the point or key name, as a big-endian integer;
+- virtual nodes: 160 per unit of weight (`uhashring`'s points are `{name}-{i}`).
+
+Two rings are kept: *routing* (active + draining nodes) for hashed session IDs,
+*placement* (active nodes only) for new sessions. Pure: parsing takes text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlsplit
+
+from uhashring import HashRing
+
+from router.session_id import is_valid_node_name
+
+VNODES = 160
+NodeState = Literal["active", "draining"]
+STATES: tuple[NodeState, ...] = ("active", "draining")
+_NODE_KEYS = {"name", "url", "state", "weight"}
+
+
+class RingError(ValueError):
+    """The ring file cannot be used; the message names the line where it can."""
+
+
+def ring_hash(key: str) -> int:
+    return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big")
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    url: str
+    state: NodeState = "active"
+    weight: int = 1
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.url).port or 80
+
+
+def _build(nodes: Iterable[Node]) -> HashRing | None:
+    conf = {n.name: {"weight": n.weight, "vnodes": VNODES} for n in nodes}
+    if not conf:
+        return None
+    return HashRing(nodes=conf, hash_fn=ring_hash)
+
+
+class Ring:
+    """An immutable ring built from validated nodes."""
+
+    def __init__(self, nodes: Iterable[Node]) -> None:
+        self.nodes: dict[str, Node] = {n.name: n for n in nodes}
+        self._routing = _build(self.nodes.values())
+        self._placement = _build(n for n in self.nodes.values() if n.state == "active")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Ring) and self.nodes == other.nodes
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.nodes.values()))
+
+    def get(self, name: str) -> Node | None:
+        return self.nodes.get(name)
+
+    @staticmethod
+    def _walk(ring: HashRing | None, key: str, count: int) -> list[str]:
+        if ring is None:
+            return []
+        return [conf["nodename"] for conf in ring.range(key, size=count, unique=True)]
+
+    def route(self, key: str, count: int = 3) -> list[Node]:
+        """Owner of a hashed ID, then its next distinct successors (active or draining)."""
+        return [self.nodes[name] for name in self._walk(self._routing, key, count)]
+
+    def place(self, key: str, count: int = 3) -> list[Node]:
+        """Where a new session for `key` goes, in order of preference (active nodes only)."""
+        return [self.nodes[name] for name in self._walk(self._placement, key, count)]
+
+    def states(self) -> dict[str, int]:
+        counts: dict[str, int] = dict.fromkeys(STATES, 0)
+        for node in self.nodes.values():
+            counts[node.state] += 1
+        return counts
+
+
+def _table_lines(text: str) -> list[int]:
+    """1-based line numbers of each `[[nodes]]` header, so errors can name them."""
+    return [
+        i
+        for i, line in enumerate(text.splitlines(), start=1)
+        if line.strip().replace(" ", "").startswith("[[nodes]]")
+    ]
+
+
+def _check_url(url: object) -> str:
+    if not isinstance(url, str):
+        raise ValueError("url must be a string")
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise ValueError(f"url {url!r} must be http://HOST[:PORT]")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise ValueError(f"url {url!r} must not have a path, query or credentials")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as exc:
+        raise ValueError(f"url {url!r} has a bad port") from exc
+    return url.rstrip("/")
+
+
+def _node(table: object) -> Node:
+    if not isinstance(table, dict):
+        raise ValueError("each [[nodes]] entry must be a table")
+    unknown = set(table) - _NODE_KEYS
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(sorted(unknown))}")
+    name = table.get("name")
+    if not isinstance(name, str) or not is_valid_node_name(name):
+        raise ValueError(
+            f"name {name!r} must be 3-20 of [a-z0-9-], no leading/trailing '-', no '--'"
+        )
+    state = table.get("state", "active")
+    if state not in STATES:
+        raise ValueError(f"state {state!r} must be one of {', '.join(STATES)}")
+    weight = table.get("weight", 1)
+    if not isinstance(weight, int) or isinstance(weight, bool) or weight < 1:
+        raise ValueError(f"weight {weight!r} must be an integer >= 1")
+    return Node(name=name, url=_check_url(table.get("url")), state=state, weight=weight)
+
+
+def parse_ring(text: str, source: str = "ring") -> Ring:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RingError(f"{source}: {exc}") from exc
+    unknown = set(doc) - {"nodes"}
+    if unknown:
+        raise RingError(f"{source}: unknown top-level key(s) {', '.join(sorted(unknown))}")
+    tables = doc.get("nodes", [])
+    if not isinstance(tables, list):
+        raise RingError(f"{source}: 'nodes' must be an array of tables ([[nodes]])")
+    lines = _table_lines(text)
+    nodes: list[Node] = []
+    seen: set[str] = set()
+    for index, table in enumerate(tables):
+        where = f"{source} line {lines[index]}" if index < len(lines) else source
+        try:
+            node = _node(table)
+        except ValueError as exc:
+            raise RingError(f"{where} (node #{index + 1}): {exc}") from exc
+        if node.name in seen:
+            raise RingError(f"{where} (node #{index + 1}): duplicate node name {node.name!r}")
+        seen.add(node.name)
+        nodes.append(node)
+    return Ring(nodes)
+
+
+def _toml_str(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render_ring(ring: Ring) -> str:
+    """The ring as TOML, one `[[nodes]]` table per node, in file order."""
+    blocks = [
+        f"[[nodes]]\nname = {_toml_str(n.name)}\nurl = {_toml_str(n.url)}\n"
+        f"state = {_toml_str(n.state)}\nweight = {n.weight}\n"
+        for n in ring.nodes.values()
+    ]
+    return "\n".join(blocks)

@@ -1,0 +1,170 @@
+"""Request target -> routing decision (pure; no sockets, no clock).
+
+The decision is made on the raw path after it has been checked for anything a
+later normalization could turn into another route (dot segments, encoded `/`,
+`\\` or `.`, control characters): what is routed is exactly what is forwarded,
+so `/preview/x/../../kontext/...` can never reach an API it was not routed to.
+An absolute-form target is reduced to its path; its authority, like the Host
+header, never decides where a request goes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit
+
+from router.errors import BadRequest, NotFound, OverCapacity, UnknownSession
+from router.ring import Node, Ring
+from router.session_id import Keys, is_encoded, is_valid_hashed_id, verify
+
+RouteClass = Literal["preview", "api", "create", "local", "redirect", "error"]
+LOCAL_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+FALLBACK_SUCCESSORS = 2
+_BAD_ESCAPE_RE = re.compile(r"%(2[eEfF]|5[cC]|[01][0-9a-fA-F]|7[fF])")
+_CONTROL_RE = re.compile(r"[\x00-\x20\x7f\\]")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    path: str
+    query: str  # without the '?', '' when absent
+
+    @property
+    def suffix(self) -> str:
+        return "?" + self.query if self.query else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Local:
+    """Answered by the process itself: /healthz, /readyz, /metrics."""
+
+    path: str
+    route_class: RouteClass = "local"
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    status: int
+    location: str
+    route_class: RouteClass = "redirect"
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """Send to `nodes[0]`; on the unknown-session marker try the rest (hashed IDs only)."""
+
+    session_id: str
+    nodes: tuple[Node, ...]
+    route_class: RouteClass
+    encoded: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Create:
+    route_class: RouteClass = "create"
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    error: Exception = field(default_factory=NotFound)
+    route_class: RouteClass = "error"
+
+
+Decision = Local | Redirect | Forward | Create | Reject
+
+
+def split_target(raw: str) -> Target:
+    """Origin-form path and query of a request target, refusing anything ambiguous."""
+    if raw.startswith("/"):
+        path, _, query = raw.partition("?")
+    elif raw.startswith(("http://", "https://")):
+        parts = urlsplit(raw)
+        path, query = parts.path or "/", parts.query
+    else:
+        raise BadRequest("request target must be a path")
+    if _CONTROL_RE.search(path) or _BAD_ESCAPE_RE.search(path):
+        raise BadRequest("control characters, '\\' or encoded '/', '\\', '.' in the path")
+    if any(seg in (".", "..") for seg in path.split("/")):
+        raise BadRequest("dot segments in the path")
+    if any(c in query for c in "\x00\r\n"):
+        raise BadRequest("control characters in the query")
+    return Target(path, query)
+
+
+def session_nodes(session_id: str, ring: Ring, keys: Keys) -> tuple[tuple[Node, ...], bool]:
+    """Nodes to try for a session ID, and whether the ID is encoded."""
+    if is_encoded(session_id):
+        owner = verify(session_id, keys)
+        node = ring.get(owner) if owner else None
+        if node is None:
+            raise UnknownSession()
+        return (node,), True
+    if not is_valid_hashed_id(session_id):
+        raise BadRequest("malformed session ID")
+    nodes = tuple(ring.route(session_id, 1 + FALLBACK_SUCCESSORS))
+    if not nodes:
+        raise OverCapacity("no nodes in the ring")
+    return nodes, False
+
+
+def referer_session(referer: str | None) -> str | None:
+    """The session a page lives in, from its Referer (`.../preview/{id}/...`)."""
+    if not referer:
+        return None
+    path = urlsplit(referer).path if "://" in referer else referer
+    parts = path.split("/", 3)
+    if len(parts) >= 4 and parts[0] == "" and parts[1] == "preview" and parts[2]:
+        sid = parts[2]
+        if is_encoded(sid) or is_valid_hashed_id(sid):
+            return sid
+    return None
+
+
+def route(
+    method: str,
+    raw_target: str,
+    referer: str | None,
+    ring: Ring,
+    keys: Keys,
+) -> Decision:
+    """Where a request goes. Raises nothing: errors come back as `Reject`."""
+    try:
+        target = split_target(raw_target)
+        return _route(method, target, referer, ring, keys)
+    except (BadRequest, NotFound, UnknownSession, OverCapacity) as exc:
+        return Reject(exc)
+
+
+def _route(method: str, target: Target, referer: str | None, ring: Ring, keys: Keys) -> Decision:
+    path = target.path
+    if path in LOCAL_PATHS:
+        return Local(path)
+    parts = path.split("/", 4)  # '', first, id, rest...
+    first = parts[1] if len(parts) > 1 else ""
+    if first == "preview" and len(parts) >= 3 and parts[2]:
+        sid = parts[2]
+        if len(parts) == 3:
+            session_nodes(sid, ring, keys)  # an unknown ID gets its 404 here, not a redirect
+            return Redirect(308, f"/preview/{sid}/{target.suffix}")
+        nodes, encoded = session_nodes(sid, ring, keys)
+        return Forward(sid, nodes, "preview", encoded)
+    if first == "kontext":
+        if len(parts) < 3 or parts[2] != "preview":
+            raise NotFound()
+        rest = parts[3:]
+        if not rest or rest == [""]:
+            if method == "POST":
+                return Create()
+            raise NotFound("the session list is only served by each node")
+        sid = rest[0]
+        tail = rest[1] if len(rest) > 1 else None
+        if tail not in (None, "files"):
+            raise NotFound()
+        nodes, encoded = session_nodes(sid, ring, keys)
+        return Forward(sid, nodes, "api", encoded)
+    page_sid = referer_session(referer)
+    if page_sid is not None:
+        return Redirect(307, f"/preview/{page_sid}{path}{target.suffix}")
+    raise NotFound()

@@ -1,0 +1,413 @@
+"""The listener and the per-connection HTTP/1.1 loop, shared by router and node.
+
+One `ClientConnection` per accepted socket. It owns the read buffer between
+requests, so every request head (pipelined ones too) goes through
+`headscan.scan_head` before a fresh h11 connection parses it, and it owns the
+header deadline. What happens to a parsed request is the `Handler`'s business;
+errors raised from it are answered here, once, via `errors.status_for`.
+
+Never: buffer a body without a limit, or let a handler's exception escape and
+take the listener down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import h11
+import trio
+
+from router.errors import (
+    BadRequest,
+    MalformedHTTP,
+    OverCapacity,
+    PreviewError,
+    RequestTimeout,
+    TooLarge,
+    error_response,
+    status_for,
+)
+from router.errors import reason as http_reason
+from router.headers import Headers, get, is_websocket_upgrade, request_id
+from router.headscan import MAX_HEAD, HeadInfo, find_head_end, scan_head
+
+log = logging.getLogger("preview.http")
+READ_CHUNK = 64 * 1024
+
+
+class ClientGone(Exception):
+    """The client closed or reset its connection mid-exchange."""
+
+
+@dataclass
+class ServerLimits:
+    header_timeout: float = 30.0
+    max_connections: int = 10_000
+
+
+class Handler(Protocol):
+    async def handle(self, ex: Exchange) -> None: ...
+
+
+class Exchange:
+    """One request on a client connection: its head, its body, and the response to it."""
+
+    __slots__ = (
+        "_body_done",
+        "client",
+        "conn",
+        "headers",
+        "http_version",
+        "info",
+        "method",
+        "peer",
+        "request_id",
+        "response_started",
+        "started_at",
+        "status",
+        "target",
+        "upgrade",
+    )
+
+    def __init__(
+        self, client: ClientConnection, conn: h11.Connection, req: h11.Request, info: HeadInfo
+    ) -> None:
+        self.client = client
+        self.conn = conn
+        self.method: bytes = req.method
+        self.target: bytes = req.target
+        self.headers: Headers = list(req.headers)
+        self.http_version: bytes = req.http_version
+        self.info = info
+        self.peer = client.peer
+        self.request_id = request_id(self.headers)
+        self.upgrade = is_websocket_upgrade(self.headers)
+        self.status = 0
+        self.response_started = False
+        self.started_at = time.perf_counter()
+        self._body_done = info.content_length in (None, 0) and not info.chunked
+
+    @property
+    def has_body(self) -> bool:
+        return bool(self.info.chunked or self.info.content_length)
+
+    def header(self, name: bytes) -> bytes | None:
+        return get(self.headers, name)
+
+    async def body_chunks(self) -> AsyncIterator[bytes | Headers]:
+        """The body in chunks of at most 64 KiB, then a `Headers` list if there are trailers."""
+        if self._body_done:
+            return
+        if self.conn.client_is_waiting_for_100_continue:
+            await self.client.send(
+                self.conn.send(h11.InformationalResponse(status_code=100, headers=[]))
+            )
+        while True:
+            event = await self.client.next_event(self.conn)
+            if isinstance(event, h11.Data):
+                yield bytes(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                self._body_done = True
+                if event.headers:
+                    yield list(event.headers)
+                return
+            else:
+                raise MalformedHTTP("unexpected event in request body")
+
+    async def read_body(self, limit: int) -> bytes:
+        """The whole body, refused with 413 from Content-Length or once it passes `limit`."""
+        if self.info.content_length is not None and self.info.content_length > limit:
+            raise TooLarge(f"request body over {limit} bytes")
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in self.body_chunks():
+            if isinstance(chunk, bytes):
+                size += len(chunk)
+                if size > limit:
+                    raise TooLarge(f"request body over {limit} bytes")
+                parts.append(chunk)
+        return b"".join(parts)
+
+    async def respond(
+        self,
+        status: int,
+        headers: Sequence[tuple[bytes, bytes]],
+        body: bytes = b"",
+        reason: bytes = b"",
+    ) -> None:
+        """A complete response in one write."""
+        hdrs = [*headers, (b"x-request-id", self.request_id)]
+        if not any(k.lower() == b"content-length" for k, _ in hdrs):
+            hdrs.append((b"content-length", str(len(body)).encode()))
+        self.status = status
+        self.response_started = True
+        response = h11.Response(
+            status_code=status, headers=hdrs, reason=reason or http_reason(status)
+        )
+        out = self.conn.send(response) or b""
+        if body and self.method != b"HEAD":
+            out += self.conn.send(h11.Data(data=body)) or b""
+        out += self.conn.send(h11.EndOfMessage()) or b""
+        await self.client.send(out)
+
+    async def respond_error(self, exc: BaseException) -> None:
+        err = status_for(exc)
+        status, headers, body = error_response(err, self.header(b"accept"))
+        if err.close_connection:
+            headers.append((b"connection", b"close"))
+        await self.respond(status, headers, body)
+
+
+class ClientConnection:
+    """One accepted socket: read heads strictly, hand requests to the handler, keep alive."""
+
+    def __init__(
+        self, stream: trio.SocketStream, handler: Handler, limits: ServerLimits, peer: str
+    ) -> None:
+        self.stream = stream
+        self.handler = handler
+        self.limits = limits
+        self.peer = peer
+        self.buf = bytearray()
+        self.closed = False
+
+    async def send(self, data: bytes) -> None:
+        try:
+            await self.stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise ClientGone() from exc
+
+    async def receive(self) -> bytes:
+        try:
+            return await self.stream.receive_some(READ_CHUNK)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise ClientGone() from exc
+
+    async def next_event(self, conn: h11.Connection) -> h11.Event | type[h11.PAUSED]:
+        """The next h11 event of the request side, reading more bytes as needed."""
+        while True:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise MalformedHTTP(str(exc)) from exc
+            if event is not h11.NEED_DATA:
+                return event  # type: ignore[return-value]
+            data = await self.receive()
+            if not data:
+                raise ClientGone()
+            conn.receive_data(data)
+
+    async def _read_head(self, deadline: float) -> bytes | None:
+        """The next request head, or None on a clean close between requests."""
+        with trio.move_on_at(deadline):
+            while True:
+                end = find_head_end(self.buf)
+                if end >= 0:
+                    head = bytes(self.buf[:end])
+                    del self.buf[:end]
+                    return head
+                data = await self.receive()
+                if not data:
+                    if self.buf.strip():
+                        raise MalformedHTTP("connection closed inside a request head")
+                    return None
+                self.buf += data
+        if not self.buf:
+            return None  # idle keep-alive connection: close quietly
+        raise RequestTimeout()
+
+    async def serve(self) -> None:
+        try:
+            await self._serve()
+        except ClientGone:
+            pass
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.stream.aclose()
+
+    async def _serve(self) -> None:
+        while True:
+            # The header deadline runs from the connection's start or the previous response;
+            # a keep-alive client that sent nothing by then is closed quietly.
+            try:
+                head = await self._read_head(trio.current_time() + self.limits.header_timeout)
+            except PreviewError as exc:
+                await self._answer_early(exc)
+                return
+            if head is None:
+                return
+            try:
+                info = scan_head(head)
+                conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD + 1024)
+                conn.receive_data(head)
+                event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                await self._answer_early(MalformedHTTP(str(exc)))
+                return
+            except PreviewError as exc:
+                await self._answer_early(exc)
+                return
+            if not isinstance(event, h11.Request):
+                await self._answer_early(BadRequest())
+                return
+            if self.buf:
+                conn.receive_data(bytes(self.buf))
+                self.buf.clear()
+            ex = Exchange(self, conn, event, info)
+            keep = await self._run_handler(ex)
+            if not keep:
+                return
+            self.buf = bytearray(conn.trailing_data[0])
+
+    async def _answer_early(self, exc: PreviewError) -> None:
+        """Answer a request we could not parse: no h11 state to trust, so write bytes directly."""
+        status, headers, body = error_response(exc)
+        conn = h11.Connection(h11.SERVER)
+        conn.receive_data(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        conn.next_event()
+        out = (
+            conn.send(
+                h11.Response(
+                    status_code=status,
+                    headers=[*headers, (b"connection", b"close")],
+                    reason=http_reason(status),
+                )
+            )
+            or b""
+        )
+        out += (conn.send(h11.Data(data=body)) or b"") + (conn.send(h11.EndOfMessage()) or b"")
+        with trio.move_on_after(1), trio.CancelScope(shield=True), contextlib.suppress(ClientGone):
+            await self.send(out)
+
+    async def _run_handler(self, ex: Exchange) -> bool:
+        """Run the handler; answer its error if nothing was sent yet. True to keep the socket."""
+        try:
+            await self.handler.handle(ex)
+        except ClientGone:
+            return False
+        except Exception as exc:
+            err = status_for(exc)
+            if err.status >= 500 and not isinstance(exc, PreviewError):
+                log.exception("handler failed", extra={"request_id": ex.request_id.decode()})
+            if ex.response_started or ex.conn.our_state is not h11.SEND_RESPONSE:
+                return False
+            await ex.respond_error(err)
+            if err.close_connection:
+                return False
+        conn = ex.conn
+        if conn.our_state is h11.DONE and conn.their_state is not h11.DONE:
+            # The handler answered without reading the body (e.g. an early 4xx): drain a little.
+            try:
+                with trio.move_on_after(1):
+                    async for _ in ex.body_chunks():
+                        pass
+            except (MalformedHTTP, ClientGone):
+                return False
+        return conn.our_state is h11.DONE and conn.their_state is h11.DONE
+
+
+def _peer_of(stream: trio.SocketStream) -> str:
+    try:
+        addr = stream.socket.getpeername()
+    except OSError:
+        return ""
+    return str(addr[0]) if isinstance(addr, tuple) else str(addr)
+
+
+def enable_keepalive(stream: trio.SocketStream) -> None:
+    """TCP keepalive, so dead peers of long-lived sockets (tunnels) are noticed."""
+    sock = stream.socket
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 60)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 15)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 4)
+    except OSError:
+        pass
+
+
+class HTTPServer:
+    """Accept loop with a connection cap; `serve` is `nursery.start`-able."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        limits: ServerLimits,
+        on_connection: Callable[[int], None] | None = None,
+    ) -> None:
+        self.handler = handler
+        self.limits = limits
+        self.open_connections = 0
+        self.accepting = True
+        self.connections_scope = trio.CancelScope()
+        self._on_connection = on_connection
+        self._idle = trio.Event()
+
+    async def serve(
+        self,
+        listeners: Sequence[trio.SocketListener],
+        *,
+        task_status: trio.TaskStatus[Sequence[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        async with trio.open_nursery() as nursery:
+            for listener in listeners:
+                nursery.start_soon(self._accept_loop, listener, nursery)
+            task_status.started(listeners)
+
+    async def _accept_loop(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
+        async with listener:
+            while self.accepting:
+                try:
+                    stream = await listener.accept()
+                except (trio.ClosedResourceError, trio.BrokenResourceError):
+                    return
+                except OSError as exc:
+                    log.warning("accept failed: %s", exc)
+                    await trio.sleep(0.01)
+                    continue
+                nursery.start_soon(self._handle, stream)
+
+    def _count(self, delta: int) -> None:
+        self.open_connections += delta
+        if self._on_connection:
+            self._on_connection(self.open_connections)
+
+    async def _handle(self, stream: trio.SocketStream) -> None:
+        self._count(1)
+        try:
+            if self.open_connections > self.limits.max_connections:
+                await _refuse(stream)
+                return
+            conn = ClientConnection(stream, self.handler, self.limits, _peer_of(stream))
+            await conn.serve()
+        finally:
+            self._count(-1)
+
+
+async def _refuse(stream: trio.SocketStream) -> None:
+    status, headers, body = error_response(OverCapacity("too many connections"))
+    head = f"HTTP/1.1 {status} Service Unavailable\r\n".encode()
+    head += b"".join(k + b": " + v + b"\r\n" for k, v in headers) + b"connection: close\r\n\r\n"
+    with trio.move_on_after(1):
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await stream.send_all(head + body)
+    await stream.aclose()
+
+
+async def open_listeners(
+    host: str, port: int, sock: socket.socket | None = None
+) -> list[trio.SocketListener]:
+    """Listeners on host:port, or around an inherited, already-bound socket (workers)."""
+    if sock is not None:
+        return [trio.SocketListener(trio.socket.from_stdlib_socket(sock))]
+    return await trio.open_tcp_listeners(port, host=host, backlog=1024)
+
+
+Starter = Callable[..., Awaitable[None]]

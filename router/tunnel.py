@@ -1,0 +1,112 @@
+"""WebSocket upgrades: ask upstream first, answer 101 only after its 101, then splice bytes.
+
+The client never sees a 101 the upstream did not give: a refused upgrade (Vite
+answers 400 to a bad token, 403 to an unknown Host) reaches the client as a
+normal response and the connection never becomes a tunnel. After both 101s the
+bytes each h11 connection had already read past the handshake (`trailing_data`)
+are delivered first, then both directions are copied until either side closes;
+a half-close is passed on, and cancellation closes both sockets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import h11
+import trio
+
+from router.forward import ForwardPolicy, UpstreamResponse, exchange_head, relay_response
+from router.headers import end_to_end
+from router.server import Exchange, enable_keepalive
+from router.upstream import READ_CHUNK, UpstreamPool
+
+Activity = Callable[[], None]
+
+
+async def _pump(
+    src: trio.SocketStream, dst: trio.SocketStream, first: bytes, on_activity: Activity | None
+) -> None:
+    try:
+        if first:
+            await dst.send_all(first)
+        while True:
+            data = await src.receive_some(READ_CHUNK)
+            if not data:
+                with contextlib.suppress(
+                    trio.BrokenResourceError, trio.ClosedResourceError, OSError
+                ):
+                    await dst.send_eof()
+                return
+            if on_activity is not None:
+                on_activity()
+            await dst.send_all(data)
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        raise _TunnelBroken() from None
+
+
+class _TunnelBroken(Exception):
+    pass
+
+
+async def splice(
+    a: trio.SocketStream,
+    b: trio.SocketStream,
+    a_first: bytes,
+    b_first: bytes,
+    on_activity: Activity | None = None,
+) -> None:
+    """Copy a->b and b->a until both directions end; an error on either closes both.
+
+    `a_first` is what was read from `a` before the splice (sent to `b` first).
+    """
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_pump, a, b, a_first, on_activity)
+            nursery.start_soon(_pump, b, a, b_first, on_activity)
+    except* _TunnelBroken:
+        pass
+    finally:
+        with trio.CancelScope(shield=True):
+            await a.aclose()
+            await b.aclose()
+
+
+async def tunnel(
+    ex: Exchange,
+    pool: UpstreamPool,
+    addr: tuple[str, int],
+    policy: ForwardPolicy,
+    on_open: Callable[[], None] | None = None,
+    on_close: Callable[[], None] | None = None,
+    on_activity: Activity | None = None,
+) -> int:
+    """Forward an upgrade request; splice on 101, else relay the refusal. Returns the status."""
+    resp: UpstreamResponse = await exchange_head(
+        ex, pool, addr, policy, body=b"" if ex.has_body else None
+    )
+    if resp.status != 101:
+        await relay_response(ex, resp, pool, policy)
+        return resp.status
+    headers = end_to_end(resp.response.headers, policy.strip_response)
+    headers += [(b"connection", b"Upgrade"), (b"upgrade", resp.header(b"upgrade") or b"websocket")]
+    if policy.extra_response_headers is not None:
+        headers.extend(policy.extra_response_headers())
+    ex.status = 101
+    ex.response_started = True
+    out = ex.conn.send(
+        h11.InformationalResponse(status_code=101, headers=headers, reason=resp.response.reason)
+    )
+    await ex.client.send(out or b"")
+    client_first, _ = ex.conn.trailing_data
+    upstream_first, _ = resp.up.conn.trailing_data
+    enable_keepalive(ex.client.stream)
+    enable_keepalive(resp.up.stream)
+    if on_open is not None:
+        on_open()
+    try:
+        await splice(ex.client.stream, resp.up.stream, client_first, upstream_first, on_activity)
+    finally:
+        if on_close is not None:
+            on_close()
+    return 101

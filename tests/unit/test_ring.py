@@ -1,0 +1,93 @@
+"""Ring file parsing, validation and placement (CONTRACT §4)."""
+
+from __future__ import annotations
+
+import pytest
+
+from router.ring import Node, Ring, RingError, parse_ring, render_ring
+
+RING = """
+[[nodes]]
+name = "node-0"
+url = "http://10.0.0.10:9000"
+
+[[nodes]]
+name = "node-1"
+url = "http://10.0.0.11:9000"
+state = "draining"
+weight = 2
+
+[[nodes]]
+name = "node-2"
+url = "http://10.0.0.12:9000"
+"""
+
+
+def test_parses_nodes_with_defaults() -> None:
+    ring = parse_ring(RING)
+    assert list(ring.nodes) == ["node-0", "node-1", "node-2"]
+    assert ring.nodes["node-0"] == Node("node-0", "http://10.0.0.10:9000", "active", 1)
+    assert ring.nodes["node-1"].state == "draining" and ring.nodes["node-1"].weight == 2
+    assert ring.nodes["node-2"].port == 9000 and ring.nodes["node-2"].host == "10.0.0.12"
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ('[[nodes]]\nname = "node-0"\nurl = "http://h:1"\ncolour = "red"\n', "line 1"),
+        ('[[nodes]]\nname = "node-0"\nurl = "http://h:1"\n\n[[nodes]]\nname = "node-0"\nurl = "http://h:2"\n', "line 5"),
+        ('[[nodes]]\nname = "node-0"\nurl = "ftp://h:1"\n', "url"),
+        ('[[nodes]]\nname = "node-0"\nurl = "http://h:1/path"\n', "path"),
+        ('[[nodes]]\nname = "node-0"\nurl = "http://h:1"\nstate = "gone"\n', "state"),
+        ('[[nodes]]\nname = "node-0"\nurl = "http://h:1"\nweight = 0\n', "weight"),
+        ('[[nodes]]\nname = "Node_0"\nurl = "http://h:1"\n', "name"),
+        ('[[nodes]]\nname = "node-0"\nurl = "http://h:1"\n[extra]\n', "unknown top-level"),
+        ('[[nodes]\nname = "x"', "line"),
+    ],
+)
+def test_bad_rings_give_a_clear_error(text: str, needle: str) -> None:
+    with pytest.raises(RingError, match=needle):
+        parse_ring(text, "ring.toml")
+
+
+def test_same_file_same_placement_on_every_replica() -> None:
+    a, b = parse_ring(RING), parse_ring(RING)
+    for i in range(500):
+        assert [n.name for n in a.route(f"k{i}")] == [n.name for n in b.route(f"k{i}")]
+
+
+def test_placement_uses_active_nodes_and_routing_also_draining() -> None:
+    ring = parse_ring(RING)
+    placed = {ring.place(f"key-{i}")[0].name for i in range(300)}
+    routed = {ring.route(f"key-{i}")[0].name for i in range(300)}
+    assert placed == {"node-0", "node-2"}
+    assert routed == {"node-0", "node-1", "node-2"}
+
+
+def test_successors_are_distinct_and_ordered() -> None:
+    ring = parse_ring(RING)
+    for i in range(100):
+        names = [n.name for n in ring.route(f"s{i}")]
+        assert len(names) == 3 and len(set(names)) == 3
+        assert ring.route(f"s{i}", 1)[0].name == names[0]
+
+
+def test_adding_a_node_moves_only_a_share_of_keys() -> None:
+    before = parse_ring(RING)
+    after = parse_ring(RING + '\n[[nodes]]\nname = "node-3"\nurl = "http://10.0.0.13:9000"\n')
+    keys = [f"k{i}" for i in range(2000)]
+    moved = [k for k in keys if before.route(k)[0].name != after.route(k)[0].name]
+    assert all(after.route(k)[0].name == "node-3" for k in moved)  # keys move only to the new node
+    assert 0.1 < len(moved) / len(keys) < 0.4  # about a quarter (weights 1, 2, 1, 1 → 1/5)
+    # and each moved key's old owner is its next successor: the fallback finds it
+    assert all(before.route(k)[0] in after.route(k)[1:] for k in moved)
+
+
+def test_render_round_trips() -> None:
+    ring = parse_ring(RING)
+    assert parse_ring(render_ring(ring)) == ring
+
+
+def test_empty_ring_routes_nowhere() -> None:
+    ring = Ring([])
+    assert ring.route("x") == [] and ring.place("x") == []
