@@ -92,6 +92,11 @@ class Exchange:
         self.response_started = False
         self.started_at = time.perf_counter()
         self._body_done = info.content_length in (None, 0) and not info.chunked
+        if self._body_done:
+            # Move h11's request side to DONE now: no body means nothing to wait for.
+            end = conn.next_event()
+            if not isinstance(end, h11.EndOfMessage):
+                raise MalformedHTTP("unexpected data after a bodiless request")
 
     @property
     def has_body(self) -> bool:
@@ -259,7 +264,11 @@ class ClientConnection:
             if self.buf:
                 conn.receive_data(bytes(self.buf))
                 self.buf.clear()
-            ex = Exchange(self, conn, event, info)
+            try:
+                ex = Exchange(self, conn, event, info)
+            except PreviewError as exc:
+                await self._answer_early(exc)
+                return
             keep = await self._run_handler(ex)
             if not keep:
                 return

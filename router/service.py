@@ -67,8 +67,11 @@ def _export_ring_gauge(state: RouterState) -> None:
 
 
 class RouterService:
-    def __init__(self, cfg: RouterConfig, sock: socket.socket | None = None) -> None:
+    def __init__(
+        self, cfg: RouterConfig, sock: socket.socket | None = None, *, handle_signals: bool = True
+    ) -> None:
         self.cfg = cfg
+        self.handle_signals = handle_signals
         self.sock = sock
         self.state = load_state(cfg)
         self.pool = UpstreamPool(cfg.connect_timeout, cfg.pool_idle_seconds)
@@ -112,7 +115,8 @@ class RouterService:
                     admin_listeners = await open_listeners(*self.cfg.admin_listen)
                     await serving.start(self.admin.serve, admin_listeners)
                 outer.start_soon(self._watch_config)
-                outer.start_soon(self._signals)
+                if self.handle_signals:
+                    outer.start_soon(self._signals)
                 task_status.started(self.listeners)
                 await self._stop.wait()
                 await self._drain()
