@@ -61,7 +61,9 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _run_one(args: object, sock: socket.socket | None) -> int:
+def _run_one(
+    args: object, sock: socket.socket | None, admin_sock: socket.socket | None = None
+) -> int:
     import trio
 
     from router import logs
@@ -84,7 +86,7 @@ def _run_one(args: object, sock: socket.socket | None) -> int:
         drain_seconds=a["drain_seconds"],
     )
     try:
-        service = RouterService(cfg, sock)
+        service = RouterService(cfg, sock, admin_sock=admin_sock)
     except (OSError, ValueError) as exc:
         print(f"preview-router: {exc}", file=sys.stderr)
         return 2
@@ -96,6 +98,7 @@ def _run_workers(args: object, count: int) -> int:
     a = vars(args)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="preview-router-metrics-")
     sock = _bind(*a["listen"])
+    admin_sock = _bind(*a["admin_listen"]) if a["admin_listen"] else None
     children: list[int] = []
     for _ in range(count):
         pid = os.fork()
@@ -103,11 +106,13 @@ def _run_workers(args: object, count: int) -> int:
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             code = 1
             try:
-                code = _run_one(args, sock)
+                code = _run_one(args, sock, admin_sock)
             finally:
                 os._exit(code)
         children.append(pid)
     sock.close()
+    if admin_sock is not None:
+        admin_sock.close()
 
     def forward(signum: int, _frame: object) -> None:
         for pid in children:

@@ -68,9 +68,15 @@ def _export_ring_gauge(state: RouterState) -> None:
 
 class RouterService:
     def __init__(
-        self, cfg: RouterConfig, sock: socket.socket | None = None, *, handle_signals: bool = True
+        self,
+        cfg: RouterConfig,
+        sock: socket.socket | None = None,
+        *,
+        admin_sock: socket.socket | None = None,
+        handle_signals: bool = True,
     ) -> None:
         self.cfg = cfg
+        self.admin_sock = admin_sock
         self.handle_signals = handle_signals
         self.sock = sock
         self.state = load_state(cfg)
@@ -112,7 +118,9 @@ class RouterService:
             async with trio.open_nursery() as serving:
                 await serving.start(self.server.serve, self.listeners)
                 if self.admin and self.cfg.admin_listen:
-                    admin_listeners = await open_listeners(*self.cfg.admin_listen)
+                    admin_listeners = await open_listeners(
+                        *self.cfg.admin_listen, sock=self.admin_sock
+                    )
                     await serving.start(self.admin.serve, admin_listeners)
                 outer.start_soon(self._watch_config)
                 if self.handle_signals:

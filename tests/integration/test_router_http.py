@@ -18,7 +18,6 @@ from tests.integration.upstreams import (
     client,
     free_port,
     get,
-    raw_exchange,
 )
 
 
@@ -163,7 +162,8 @@ async def test_expect_100_continue(nursery: trio.Nursery, start_router: StartRou
     sid = mint("node-0", r.keys)
     stream = await trio.open_tcp_stream("127.0.0.1", r.port)
     await stream.send_all(
-        f"POST /preview/{sid}/ HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n".encode()
+        f"POST /preview/{sid}/ HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+        "Expect: 100-continue\r\n\r\n".encode()
     )
     with trio.fail_after(3):
         first = await stream.receive_some(1000)

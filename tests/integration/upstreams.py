@@ -139,11 +139,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def raw_exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
-    """Send raw bytes, read until the server closes (or `timeout`)."""
+async def raw_exchange(port: int, data: bytes, wait: float = 5.0) -> bytes:
+    """Send raw bytes, read until the server closes (or `wait` seconds pass)."""
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     out = b""
-    with trio.move_on_after(timeout):
+    with trio.move_on_after(wait):
         await stream.send_all(data)
         while True:
             try:
