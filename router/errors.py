@@ -19,6 +19,7 @@ class PreviewError(Exception):
     default_message = "internal error"
     retry_after: int | None = None
     close_connection = False
+    headers: tuple[tuple[bytes, bytes], ...] = ()
 
     def __init__(self, message: str | None = None, *, retry_after: int | None = None) -> None:
         super().__init__(message or self.default_message)
@@ -51,6 +52,18 @@ class Unauthorized(PreviewError):
 
 class UnknownSession(PreviewError):
     status, code, default_message = 404, "unknown_session", "unknown session"
+
+
+class NotHeldHere(UnknownSession):
+    """A hashed ID this node does not hold: the router may ask the next node (CONTRACT §4)."""
+
+    headers = ((b"x-preview-unknown-session", b"1"),)
+
+
+class SessionFailed(PreviewError):
+    """The session's dependencies could not be installed or its dev server cannot start."""
+
+    status, code, default_message = 502, "session_failed", "the preview failed to start"
 
 
 class NotFound(PreviewError):
@@ -171,7 +184,7 @@ def error_response(
     err: PreviewError, accept: bytes | None = None
 ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """(status, headers, body) for an error, in the shape the client prefers."""
-    headers: list[tuple[bytes, bytes]] = [(b"cache-control", b"no-store")]
+    headers: list[tuple[bytes, bytes]] = [(b"cache-control", b"no-store"), *err.headers]
     if err.retry_after is not None:
         headers.append((b"retry-after", str(err.retry_after).encode()))
     if prefers_html(accept):

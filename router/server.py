@@ -62,6 +62,7 @@ class Exchange:
         "_body_done",
         "client",
         "conn",
+        "extra_headers",
         "headers",
         "http_version",
         "info",
@@ -89,6 +90,7 @@ class Exchange:
         self.request_id = request_id(self.headers)
         self.upgrade = is_websocket_upgrade(self.headers)
         self.status = 0
+        self.extra_headers: Headers = []  # added to every response this side generates
         self.response_started = False
         self.started_at = time.perf_counter()
         self._body_done = info.content_length in (None, 0) and not info.chunked
@@ -147,7 +149,7 @@ class Exchange:
         reason: bytes = b"",
     ) -> None:
         """A complete response in one write."""
-        hdrs = [*headers, (b"x-request-id", self.request_id)]
+        hdrs = [*headers, *self.extra_headers, (b"x-request-id", self.request_id)]
         if not any(k.lower() == b"content-length" for k, _ in hdrs):
             hdrs.append((b"content-length", str(len(body)).encode()))
         self.status = status

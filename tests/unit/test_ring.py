@@ -35,7 +35,10 @@ def test_parses_nodes_with_defaults() -> None:
     ("text", "needle"),
     [
         ('[[nodes]]\nname = "node-0"\nurl = "http://h:1"\ncolour = "red"\n', "line 1"),
-        ('[[nodes]]\nname = "node-0"\nurl = "http://h:1"\n\n[[nodes]]\nname = "node-0"\nurl = "http://h:2"\n', "line 5"),
+        (
+            '[[nodes]]\nname = "node-0"\nurl = "http://h:1"\n\n[[nodes]]\nname = "node-0"\nurl = "http://h:2"\n',
+            "line 5",
+        ),
         ('[[nodes]]\nname = "node-0"\nurl = "ftp://h:1"\n', "url"),
         ('[[nodes]]\nname = "node-0"\nurl = "http://h:1/path"\n', "path"),
         ('[[nodes]]\nname = "node-0"\nurl = "http://h:1"\nstate = "gone"\n', "state"),

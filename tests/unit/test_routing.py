@@ -86,7 +86,11 @@ def test_api_routes() -> None:
     assert isinstance(r(f"/kontext/preview/{SID0}/files", "PUT"), Forward)
     d = r(f"/kontext/preview/{SID0}", "DELETE")
     assert isinstance(d, Forward) and d.route_class == "api"
-    for target, method in (("/kontext/preview", "GET"), (f"/kontext/preview/{SID0}/x", "GET"), ("/kontext/x", "GET")):
+    for target, method in (
+        ("/kontext/preview", "GET"),
+        (f"/kontext/preview/{SID0}/x", "GET"),
+        ("/kontext/x", "GET"),
+    ):
         d = r(target, method)
         assert isinstance(d, Reject) and isinstance(d.error, NotFound)
 

@@ -82,7 +82,14 @@ def test_fingerprints_do_not_contain_the_secret() -> None:
 
 @pytest.mark.parametrize(
     ("sid", "ok"),
-    [("proj_1-A", True), ("a" * 64, True), ("a" * 65, False), ("a--b", False), ("a b", False), ("", False)],
+    [
+        ("proj_1-A", True),
+        ("a" * 64, True),
+        ("a" * 65, False),
+        ("a--b", False),
+        ("a b", False),
+        ("", False),
+    ],
 )
 def test_hashed_id_rule(sid: str, ok: bool) -> None:
     assert is_valid_hashed_id(sid) is ok

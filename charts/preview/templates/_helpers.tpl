@@ -1,0 +1,202 @@
+{{/*
+Base name of every object: the release name (or fullnameOverride), cut so that
+"{base}-node-{ordinal}" stays a valid pod name and StatefulSet revision label.
+*/}}
+{{- define "preview.fullname" -}}
+{{- default .Release.Name .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "preview.routerName" -}}
+{{- printf "%s-router" (include "preview.fullname" .) -}}
+{{- end -}}
+
+{{/* The node StatefulSet and its headless Service share this name (pod DNS). */}}
+{{- define "preview.nodeName" -}}
+{{- printf "%s-node" (include "preview.fullname" .) -}}
+{{- end -}}
+
+{{- define "preview.ringName" -}}
+{{- printf "%s-ring" (include "preview.fullname" .) -}}
+{{- end -}}
+
+{{- define "preview.secretName" -}}
+{{- default (printf "%s-secrets" (include "preview.fullname" .)) .Values.secrets.existingSecret -}}
+{{- end -}}
+
+{{- define "preview.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "preview.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "preview.labels" -}}
+helm.sh/chart: {{ include "preview.chart" . }}
+{{ include "preview.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "preview.routerSelectorLabels" -}}
+{{ include "preview.selectorLabels" . }}
+app.kubernetes.io/component: router
+{{- end -}}
+
+{{- define "preview.nodeSelectorLabels" -}}
+{{ include "preview.selectorLabels" . }}
+app.kubernetes.io/component: node
+{{- end -}}
+
+{{- define "preview.routerLabels" -}}
+{{ include "preview.labels" . }}
+app.kubernetes.io/component: router
+{{- end -}}
+
+{{- define "preview.nodeLabels" -}}
+{{ include "preview.labels" . }}
+app.kubernetes.io/component: node
+{{- end -}}
+
+{{- define "preview.image" -}}
+{{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .image.tag) -}}
+{{- end -}}
+
+{{/* Ring name of the node with ordinal .i */}}
+{{- define "preview.nodeRingName" -}}
+{{- printf "%s-%d" .root.Values.node.namePrefix (int .i) -}}
+{{- end -}}
+
+{{/* Where routers reach the node with ordinal .i: its stable pod DNS name. */}}
+{{- define "preview.nodeUrl" -}}
+{{- $node := include "preview.nodeName" .root -}}
+{{- printf "http://%s-%d.%s.%s.svc.cluster.local:9000" $node (int .i) $node .root.Release.Namespace -}}
+{{- end -}}
+
+{{- define "preview.publicUrl" -}}
+{{- if .Values.publicUrl -}}
+{{- .Values.publicUrl | trimSuffix "/" -}}
+{{- else if and .Values.router.ingress.enabled .Values.router.ingress.hosts -}}
+{{- include "preview.hostUrl" (dict "root" . "host" (first .Values.router.ingress.hosts)) -}}
+{{- else -}}
+{{- $port := int .Values.router.service.port -}}
+{{- $suffix := ternary "" (printf ":%d" $port) (eq $port 80) -}}
+{{- printf "http://%s.%s.svc.cluster.local%s" (include "preview.routerName" .) .Release.Namespace $suffix -}}
+{{- end -}}
+{{- end -}}
+
+{{/* scheme://host of an ingress host: https when an ingress TLS entry covers it. */}}
+{{- define "preview.hostUrl" -}}
+{{- $host := .host -}}
+{{- $tls := false -}}
+{{- range .root.Values.router.ingress.tls -}}
+{{- if has $host (.hosts | default list) -}}{{- $tls = true -}}{{- end -}}
+{{- end -}}
+{{- printf "%s://%s" (ternary "https" "http" $tls) $host -}}
+{{- end -}}
+
+{{/*
+The secret data the chart manages, as a dict of base64 values. Given values win;
+otherwise what the cluster already holds is kept (lookup), else a random value is
+generated once. Offline rendering (helm template) has no cluster, so it generates.
+*/}}
+{{- define "preview.secretData" -}}
+{{- if not (hasKey .Values.secrets "_rendered") -}}
+{{- $existing := (lookup "v1" "Secret" .Release.Namespace (include "preview.secretName" .)) | default dict -}}
+{{- $old := get $existing "data" | default dict -}}
+{{- $data := dict -}}
+{{- if .Values.secrets.idSecrets -}}
+{{- $_ := set $data .Values.secrets.idSecretKey (printf "%s\n" (join "\n" .Values.secrets.idSecrets) | b64enc) -}}
+{{- else if hasKey $old .Values.secrets.idSecretKey -}}
+{{- $_ := set $data .Values.secrets.idSecretKey (get $old .Values.secrets.idSecretKey) -}}
+{{- else -}}
+{{- $_ := set $data .Values.secrets.idSecretKey (printf "%s\n" (randAlphaNum 64) | b64enc) -}}
+{{- end -}}
+{{- if .Values.secrets.apiTokens -}}
+{{- $_ := set $data .Values.secrets.apiTokenKey (printf "%s\n" (join "\n" .Values.secrets.apiTokens) | b64enc) -}}
+{{- else if hasKey $old .Values.secrets.apiTokenKey -}}
+{{- $_ := set $data .Values.secrets.apiTokenKey (get $old .Values.secrets.apiTokenKey) -}}
+{{- else -}}
+{{- $_ := set $data .Values.secrets.apiTokenKey (printf "%s\n" (randAlphaNum 48) | b64enc) -}}
+{{- end -}}
+{{- /* Cached in the values of this render: the Secret and the checksum annotations
+must see the same random values. */ -}}
+{{- $_ := set .Values.secrets "_rendered" (toJson $data) -}}
+{{- end -}}
+{{- get .Values.secrets "_rendered" -}}
+{{- end -}}
+
+{{/*
+A checksum of the secret that pods mount, so that a change rolls them. Rendered
+once per release (lookup makes the data stable across upgrades), and for an
+existing Secret, of what the cluster holds when Helm runs.
+*/}}
+{{- define "preview.secretChecksum" -}}
+{{- if .Values.secrets.existingSecret -}}
+{{- $existing := (lookup "v1" "Secret" .Release.Namespace .Values.secrets.existingSecret) | default dict -}}
+{{- get $existing "data" | default dict | toJson | sha256sum -}}
+{{- else -}}
+{{- include "preview.secretData" . | sha256sum -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Checks that templates cannot express in values.schema.json. */}}
+{{- define "preview.validate" -}}
+{{- $last := include "preview.nodeRingName" (dict "root" . "i" (sub (int .Values.node.replicas) 1)) -}}
+{{- if gt (len $last) 20 -}}
+{{- fail (printf "node ring name %q is longer than 20 characters: shorten node.namePrefix or lower node.replicas" $last) -}}
+{{- end -}}
+{{- range .Values.node.draining -}}
+{{- if not (regexMatch (printf "^%s-(0|[1-9][0-9]*)$" $.Values.node.namePrefix) .) -}}
+{{- fail (printf "node.draining: %q is not a ring name of the form %s-N" . $.Values.node.namePrefix) -}}
+{{- end -}}
+{{- end -}}
+{{- range $name, $w := .Values.node.weights -}}
+{{- if not (regexMatch (printf "^%s-(0|[1-9][0-9]*)$" $.Values.node.namePrefix) $name) -}}
+{{- fail (printf "node.weights: %q is not a ring name of the form %s-N" $name $.Values.node.namePrefix) -}}
+{{- end -}}
+{{- end -}}
+{{- $grace := .Values.router.terminationGracePeriodSeconds -}}
+{{- if and (not (kindIs "invalid" $grace)) (lt (int $grace) (add .Values.router.drainSeconds .Values.router.preStopSleepSeconds | int)) -}}
+{{- fail "router.terminationGracePeriodSeconds must be at least router.drainSeconds + router.preStopSleepSeconds" -}}
+{{- end -}}
+{{- if le (int .Values.router.upstreamTimeout) (int .Values.node.holdSeconds) -}}
+{{- fail "router.upstreamTimeout must exceed node.holdSeconds" -}}
+{{- end -}}
+{{- if and .Values.router.ingress.enabled (not .Values.router.ingress.hosts) -}}
+{{- fail "router.ingress.enabled needs at least one host in router.ingress.hosts" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "preview.routerGrace" -}}
+{{- $grace := .Values.router.terminationGracePeriodSeconds -}}
+{{- if kindIs "invalid" $grace -}}
+{{- add .Values.router.drainSeconds .Values.router.preStopSleepSeconds 10 -}}
+{{- else -}}
+{{- $grace -}}
+{{- end -}}
+{{- end -}}
+
+{{/* node.podAntiAffinity "soft"/"hard": spread node pods over topologyKey. */}}
+{{- define "preview.nodeAntiAffinity" -}}
+{{- $n := .Values.node -}}
+{{- if eq $n.podAntiAffinity "hard" -}}
+requiredDuringSchedulingIgnoredDuringExecution:
+  - topologyKey: {{ $n.podAntiAffinityTopologyKey }}
+    labelSelector:
+      matchLabels:
+        {{- include "preview.nodeSelectorLabels" . | nindent 8 }}
+{{- else if eq $n.podAntiAffinity "soft" -}}
+preferredDuringSchedulingIgnoredDuringExecution:
+  - weight: 100
+    podAffinityTerm:
+      topologyKey: {{ $n.podAntiAffinityTopologyKey }}
+      labelSelector:
+        matchLabels:
+          {{- include "preview.nodeSelectorLabels" . | nindent 10 }}
+{{- end -}}
+{{- end -}}

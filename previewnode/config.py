@@ -1,0 +1,119 @@
+"""`preview-node` flags (CONTRACT §1) and the resolved configuration."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from router.config import EnvParser, add_common, host_port, positive_int, seconds
+
+RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
+
+
+def build_parser() -> EnvParser:
+    p = EnvParser(
+        prog="preview-node",
+        description="Stateful preview node: sessions and their Vite dev servers.",
+    )
+    p.flag("--name", default=socket.gethostname().split(".")[0], help="this node's ring name")
+    p.flag("--listen", default="127.0.0.1:9000", type=host_port, help="HOST:PORT to serve on")
+    p.flag("--admin-listen", type=host_port, help="HOST:PORT serving /metrics (then only there)")
+    p.flag("--data-dir", type=Path, required=True, help="workspaces and session records")
+    p.flag("--runtime-dir", default=RUNTIME_DIR, type=Path, help="the installed Vite runtime")
+    p.flag("--cache-dir", type=Path, help="installed dependency sets (default {data-dir}/cache)")
+    p.flag("--public-url", default="http://127.0.0.1:8080", help="the router's public base URL")
+    p.flag("--secret-file", type=Path, required=True, help="ID secrets; the first line signs")
+    p.flag("--api-token-file", type=Path, help="bearer tokens for /kontext/*, one per line")
+    p.flag("--max-sessions", default=200, type=positive_int, help="registered sessions")
+    p.flag("--max-running", default=8, type=positive_int, help="Vite processes at once")
+    p.flag("--idle-seconds", default=600.0, type=seconds, help="stop a Vite idle this long")
+    p.flag("--max-ttl", default=86400.0, type=seconds, help="longest session lifetime")
+    p.flag(
+        "--hold-seconds", default=30.0, type=seconds, help="hold preview requests while Vite starts"
+    )
+    p.flag("--max-body-bytes", default=32 * 1024 * 1024, type=positive_int, help="API body limit")
+    p.flag("--max-files", default=5000, type=positive_int, help="files per upload")
+    p.flag("--max-file-bytes", default=8 * 1024 * 1024, type=positive_int, help="bytes per file")
+    p.flag("--header-timeout", default=30.0, type=seconds, help="seconds for a request head")
+    add_common(p)
+    return p
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    name: str
+    listen: tuple[str, int]
+    data_dir: Path
+    runtime_dir: Path
+    cache_dir: Path
+    public_url: str
+    secret_file: Path
+    api_token_file: Path | None = None
+    admin_listen: tuple[str, int] | None = None
+    max_sessions: int = 200
+    max_running: int = 8
+    idle_seconds: float = 600.0
+    max_ttl: float = 86400.0
+    hold_seconds: float = 30.0
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_files: int = 5000
+    max_file_bytes: int = 8 * 1024 * 1024
+    header_timeout: float = 30.0
+    default_ttl: float = 86400.0
+    connect_timeout: float = 2.0
+    sweep_interval: float = 5.0
+
+    @property
+    def public_host(self) -> str:
+        """Host (with port when not the default) that browsers send: Vite must accept it."""
+        return urlsplit(self.public_url).netloc
+
+    @property
+    def public_hostname(self) -> str:
+        return urlsplit(self.public_url).hostname or "localhost"
+
+    @property
+    def public_port(self) -> int:
+        parts = urlsplit(self.public_url)
+        return parts.port or (443 if parts.scheme == "https" else 80)
+
+    @property
+    def ws_scheme(self) -> str:
+        return "wss" if urlsplit(self.public_url).scheme == "https" else "ws"
+
+    @property
+    def sessions_dir(self) -> Path:
+        return self.data_dir / "sessions"
+
+    @property
+    def vite_cache_root(self) -> Path:
+        """Per-session Vite caches, outside every workspace."""
+        return self.data_dir / "vite-cache"
+
+
+def from_args(a: dict[str, object]) -> NodeConfig:
+    data_dir = Path(str(a["data_dir"])).resolve()
+    cache = a.get("cache_dir")
+    return NodeConfig(
+        name=str(a["name"]),
+        listen=a["listen"],  # type: ignore[arg-type]
+        data_dir=data_dir,
+        runtime_dir=Path(str(a["runtime_dir"])).resolve(),
+        cache_dir=Path(str(cache)).resolve() if cache else data_dir / "cache",
+        public_url=str(a["public_url"]).rstrip("/"),
+        secret_file=Path(str(a["secret_file"])),
+        api_token_file=Path(str(a["api_token_file"])) if a.get("api_token_file") else None,
+        admin_listen=a.get("admin_listen"),  # type: ignore[arg-type]
+        max_sessions=int(a["max_sessions"]),  # type: ignore[call-overload]
+        max_running=int(a["max_running"]),  # type: ignore[call-overload]
+        idle_seconds=float(a["idle_seconds"]),  # type: ignore[arg-type]
+        max_ttl=float(a["max_ttl"]),  # type: ignore[arg-type]
+        hold_seconds=float(a["hold_seconds"]),  # type: ignore[arg-type]
+        max_body_bytes=int(a["max_body_bytes"]),  # type: ignore[call-overload]
+        max_files=int(a["max_files"]),  # type: ignore[call-overload]
+        max_file_bytes=int(a["max_file_bytes"]),  # type: ignore[call-overload]
+        header_timeout=float(a["header_timeout"]),  # type: ignore[arg-type]
+        default_ttl=min(86400.0, float(a["max_ttl"])),  # type: ignore[arg-type]
+    )

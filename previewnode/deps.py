@@ -1,0 +1,213 @@
+"""Dependency sets: the shared runtime when it satisfies a package.json, else a cached install.
+
+Vite, its React plugin and Tailwind are the platform's tooling: the runtime's
+versions are used whatever the upload names (generated apps often pin `vite: ^5`),
+so those never trigger an install. Every other dependency must be satisfied by
+the runtime's installed version (semver), or the whole set is installed once into
+`--cache-dir`, keyed by a hash of the normalized set, with scripts disabled and
+one install per key at a time. Specs must be registry versions (CONTRACT §6).
+
+`plan` is pure; `DependencyInstaller.ensure` runs npm.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import nodesemver
+import trio
+
+from router.errors import InvalidContent
+
+log = logging.getLogger("preview.deps")
+
+# Build tooling the runtime provides or the fixed config replaces: never installed per session.
+TOOLING = re.compile(
+    r"^(vite|@vitejs/.*|@tailwindcss/vite|tailwindcss|typescript|eslint.*|@eslint/.*|"
+    r"typescript-eslint|@typescript-eslint/.*|prettier|postcss|autoprefixer|@types/.*|"
+    r"vitest|@vitest/.*|globals|lovable-tagger|@tailwindcss/postcss)$"
+)
+_NAME_RE = re.compile(r"^(@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*$")
+_TAG_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
+_BAD_SPEC = re.compile(
+    r"^(file:|link:|git\+|git:|github:|gitlab:|bitbucket:|gist:|https?:|workspace:|portal:|patch:|npm:)|/|\\"
+)
+INSTALL_SECONDS = 600.0
+NPM_TAIL = 4000
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Where a session's `node_modules` comes from."""
+
+    key: str  # "runtime" or the hash of the dependency set
+    deps: Mapping[str, str]  # what must be installed (empty for the runtime)
+
+    @property
+    def uses_runtime(self) -> bool:
+        return self.key == "runtime"
+
+
+def _validate(name: str, spec: object) -> str:
+    if not isinstance(spec, str) or len(spec) > 256:
+        raise InvalidContent(f"dependency {name!r}: the version must be a string")
+    if not _NAME_RE.match(name) or len(name) > 214:
+        raise InvalidContent(f"dependency {name!r}: not a valid npm package name")
+    spec = spec.strip()
+    if _BAD_SPEC.search(spec):
+        raise InvalidContent(f"dependency {name!r}: {spec!r} is not a registry version")
+    if _TAG_RE.match(spec):  # a dist-tag such as "latest" or "next"
+        return spec
+    try:
+        nodesemver.Range(spec, loose=True)
+    except ValueError as exc:
+        raise InvalidContent(f"dependency {name!r}: bad version range {spec!r}") from exc
+    return spec
+
+
+def requested(package_json: object) -> dict[str, str]:
+    """The non-tooling dependencies a package.json asks for, validated."""
+    if package_json is None:
+        return {}
+    if not isinstance(package_json, dict):
+        raise InvalidContent("package.json must be a JSON object")
+    out: dict[str, str] = {}
+    for field in ("dependencies", "devDependencies"):
+        section = package_json.get(field) or {}
+        if not isinstance(section, dict):
+            raise InvalidContent(f"package.json {field} must be an object")
+        for name, spec in section.items():
+            checked = _validate(str(name), spec)
+            if not TOOLING.match(str(name)):
+                out[str(name)] = checked
+    return out
+
+
+def installed_versions(node_modules: Path) -> dict[str, str]:
+    """name -> version of every top-level package in a node_modules folder."""
+    versions: dict[str, str] = {}
+    if not node_modules.is_dir():
+        return versions
+    for entry in node_modules.iterdir():
+        dirs = list(entry.iterdir()) if entry.name.startswith("@") and entry.is_dir() else [entry]
+        for d in dirs:
+            try:
+                meta = json.loads((d / "package.json").read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(meta, dict) and isinstance(meta.get("version"), str):
+                name = f"{entry.name}/{d.name}" if entry.name.startswith("@") else d.name
+                versions[name] = meta["version"]
+    return versions
+
+
+def satisfied(spec: str, version: str) -> bool:
+    """Does an installed version satisfy a spec? A dist-tag is satisfied by any version."""
+    if _TAG_RE.match(spec):
+        return True
+    try:
+        return bool(nodesemver.satisfies(version, spec, loose=True))
+    except ValueError:
+        return False
+
+
+def plan(deps: Mapping[str, str], runtime: Mapping[str, str]) -> Plan:
+    """Use the runtime if it satisfies every dependency, else a keyed install."""
+    if all(name in runtime and satisfied(spec, runtime[name]) for name, spec in deps.items()):
+        return Plan("runtime", {})
+    normalized = json.dumps(dict(sorted(deps.items())), separators=(",", ":"))
+    return Plan(hashlib.sha256(normalized.encode()).hexdigest()[:20], dict(sorted(deps.items())))
+
+
+class InstallFailed(Exception):
+    """npm could not install a dependency set; the message is npm's error tail."""
+
+
+class DependencyInstaller:
+    """Installs dependency sets into the cache, once per key, never into the runtime."""
+
+    def __init__(self, runtime_dir: Path, cache_dir: Path) -> None:
+        self.runtime_node_modules = runtime_dir / "node_modules"
+        self.cache_dir = cache_dir
+        self.runtime_versions = installed_versions(self.runtime_node_modules)
+        self._locks: dict[str, trio.Lock] = {}
+        self.installs = 0
+        self.install_seconds = 0.0
+
+    def node_modules_for(self, p: Plan) -> Path:
+        if p.uses_runtime:
+            return self.runtime_node_modules
+        return self.cache_dir / "deps" / p.key / "node_modules"
+
+    def is_ready(self, p: Plan) -> bool:
+        return p.uses_runtime or (self.node_modules_for(p).parent / ".complete").exists()
+
+    async def ensure(self, p: Plan) -> Path:
+        """The node_modules folder for `p`, installing it first if needed."""
+        target = self.node_modules_for(p)
+        if self.is_ready(p):
+            return target
+        lock = self._locks.setdefault(p.key, trio.Lock())
+        async with lock:
+            if self.is_ready(p):
+                return target
+            await self._install(p, target.parent)
+        return target
+
+    async def _install(self, p: Plan, final: Path) -> None:
+        staging = final.parent / f".staging-{p.key}-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        manifest = {
+            "name": "preview-deps",
+            "version": "0.0.0",
+            "private": True,
+            "dependencies": dict(p.deps),
+        }
+        (staging / "package.json").write_text(json.dumps(manifest, indent=2))
+        env = {
+            "PATH": os.environ.get("PATH", os.defpath),
+            "HOME": str(staging),
+            "NO_COLOR": "1",
+            "npm_config_update_notifier": "false",
+        }
+        started = time.monotonic()
+        log.info("installing dependency set", extra={"key": p.key, "count": len(p.deps)})
+        with trio.move_on_after(INSTALL_SECONDS) as scope:
+            result = await trio.run_process(
+                [
+                    "npm",
+                    "install",
+                    "--ignore-scripts",
+                    "--no-audit",
+                    "--no-fund",
+                    "--loglevel=error",
+                ],
+                cwd=staging,
+                env=env,
+                stdin=b"",
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+            )
+        self.installs += 1
+        self.install_seconds += time.monotonic() - started
+        if scope.cancelled_caught:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise InstallFailed(f"npm install did not finish within {INSTALL_SECONDS:.0f} s")
+        if result.returncode != 0:
+            shutil.rmtree(staging, ignore_errors=True)
+            tail = (result.stderr or b"").decode("utf-8", "replace")[-NPM_TAIL:]
+            raise InstallFailed(tail.strip() or f"npm install exited with {result.returncode}")
+        (staging / ".complete").write_text(str(time.time()))
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(staging, final)

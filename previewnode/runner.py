@@ -1,0 +1,258 @@
+"""Which sessions have a running Vite: start on demand, hold requests meanwhile, stop when idle.
+
+Each running dev server is a task in the node's nursery, inside a cancel scope
+the session keeps: stopping a session is cancelling that scope (the dev server
+kills its process group on the way out). Starts are capped near the core count
+(a cold Vite start is CPU-bound), running servers by `--max-running` (the least
+recently used one without an open WebSocket is stopped to make room).
+
+A session whose Vite crashed is restarted on its next request, after a backoff
+that grows with consecutive failures; one whose dependencies failed to install
+stays `failed` until an upload changes them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import trio
+
+from previewnode import metrics
+from previewnode.config import NodeConfig
+from previewnode.deps import DependencyInstaller, InstallFailed, Plan, plan, requested
+from previewnode.devserver import BuildError, DevServer, DevServerConfig, DevServerFailed
+from previewnode.sessions import Session, SessionStore
+from router.errors import OverCapacity, PreviewError, SessionFailed, Starting
+
+log = logging.getLogger("preview.runner")
+MAX_BACKOFF = 10.0
+
+
+def backoff(failures: int) -> float:
+    return 0.0 if failures <= 0 else min(MAX_BACKOFF, 0.5 * 2 ** (failures - 1))
+
+
+def link_node_modules(workspace: Path, target: Path) -> None:
+    """Point `workspace/node_modules` at a dependency set, atomically."""
+    link = workspace / "node_modules"
+    if link.is_symlink() and os.readlink(link) == str(target):
+        return
+    tmp = workspace / f".node_modules.{os.getpid()}.tmp"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(target, target_is_directory=True)
+    os.replace(tmp, link)
+
+
+class Runner:
+    def __init__(
+        self, cfg: NodeConfig, store: SessionStore, installer: DependencyInstaller
+    ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.installer = installer
+        self.cold_starts = trio.Semaphore(max(1, os.cpu_count() or 2))
+        self.nursery: trio.Nursery | None = None  # set by the service once it runs
+        self.plans: dict[str, Plan] = {}
+
+    def running(self) -> list[Session]:
+        return [s for s in self.store if s.busy]
+
+    def vite_pids(self) -> list[int]:
+        return [s.pid for s in self.store if s.pid is not None]
+
+    # -- starting ---------------------------------------------------------------------------
+
+    def start(self, s: Session) -> None:
+        """Begin starting `s`'s dev server in the background (no-op if it runs or is starting)."""
+        if s.busy or self.nursery is None:
+            return
+        running = self.running()
+        if len(running) >= self.cfg.max_running:
+            victims = sorted(
+                (r for r in running if r.open_sockets == 0), key=lambda r: r.last_active
+            )
+            if not victims:
+                raise OverCapacity("every running preview has an open connection")
+            log.info("stopping least recently used dev server", extra={"session_id": victims[0].id})
+            self.stop(victims[0])
+        if s.status == "idle" and s.record.error is None:
+            metrics.WAKES.inc()
+        s.scope = trio.CancelScope()
+        s.status = "installing" if not self._deps_ready(s) else "starting"
+        s.notify()
+        self.nursery.start_soon(self._run, s, s.scope)
+
+    def plan_for(self, s: Session) -> Plan:
+        """The session's dependency plan; after a restart, recomputed from its package.json."""
+        known = self.plans.get(s.id)
+        if known is not None:
+            return known
+        try:
+            doc = json.loads((s.workspace / "package.json").read_text())
+            result = plan(requested(doc), self.installer.runtime_versions)
+        except FileNotFoundError:
+            result = Plan("runtime", {})
+        except (OSError, ValueError, PreviewError) as exc:
+            log.warning(
+                "unusable package.json, using the runtime",
+                extra={"session_id": s.id, "error": str(exc)},
+            )
+            result = Plan("runtime", {})
+        self.plans[s.id] = result
+        return result
+
+    def _deps_ready(self, s: Session) -> bool:
+        return self.installer.is_ready(self.plan_for(s))
+
+    async def wait_ready(self, s: Session, hold: float) -> int:
+        """The port of `s`'s serving dev server, starting it if needed, waiting at most `hold`."""
+        deadline = trio.current_time() + hold
+        held = False
+        while True:
+            if s.status == "ready" and s.port is not None:
+                if held:
+                    metrics.HELD.labels("served").inc()
+                return s.port
+            if s.status == "failed" and s.record.error is not None:
+                raise SessionFailed(f"the preview failed: {s.record.error[-500:]}")
+            if not s.busy:
+                wait = s.retry_at - time.monotonic()
+                if wait > 0 and trio.current_time() + wait > deadline:
+                    raise Starting(
+                        "the preview is restarting after a crash", retry_after=int(wait) + 1
+                    )
+                if wait > 0:
+                    await trio.sleep(wait)
+                self.start(s)
+            held = True
+            changed = s.changed
+            with trio.move_on_at(deadline):
+                await changed.wait()
+                continue
+            metrics.HELD.labels("timeout").inc()
+            raise Starting(retry_after=2)
+
+    async def _run(self, s: Session, scope: trio.CancelScope) -> None:
+        started = time.monotonic()
+        with scope:
+            try:
+                node_modules = await self._dependencies(s)
+                dev = DevServer(
+                    self._dev_config(s, node_modules), lambda errs: self._on_errors(s, errs)
+                )
+                async with trio.open_nursery() as nursery:
+                    async with self.cold_starts:
+                        s.status = "starting"
+                        s.notify()
+                        metrics.VITE_STARTS.inc()
+                        port = await nursery.start(dev.run)
+                    s.port, s.pid = port, dev.pid
+                    s.status = "ready"
+                    s.failures = 0
+                    metrics.VITE_START_SECONDS.observe(time.monotonic() - started)
+                    if s.started_at == 0.0:
+                        s.started_at = time.monotonic()
+                        metrics.CREATE_TO_READY.observe(time.time() - s.record.created_at)
+                    log.info(
+                        "dev server ready",
+                        extra={
+                            "session_id": s.id,
+                            "port": port,
+                            "seconds": round(time.monotonic() - started, 3),
+                        },
+                    )
+                    s.notify()
+                # the dev server exited by itself
+                self._crashed(s, "exited", dev.stderr_tail)
+            except DevServerFailed as exc:
+                self._crashed(s, str(exc).splitlines()[0], exc.stderr_tail)
+            except InstallFailed as exc:
+                metrics.INSTALLS.labels("failed").inc()
+                s.record.error = f"dependency install failed: {exc}"
+                s.status = "failed"
+                s.save()
+                log.error(
+                    "dependency install failed",
+                    extra={"session_id": s.id, "error": str(exc)[-500:]},
+                )
+        s.port = s.pid = None
+        s.scope = None
+        if s.status in ("ready", "starting", "installing"):
+            s.status = "idle"
+        s.notify()
+
+    def _crashed(self, s: Session, why: str, tail: str) -> None:
+        metrics.VITE_CRASHES.inc()
+        s.failures += 1
+        s.retry_at = time.monotonic() + backoff(s.failures)
+        s.status = "idle"
+        log.error(
+            "dev server stopped unexpectedly",
+            extra={"session_id": s.id, "why": why, "stderr_tail": tail[-2000:]},
+        )
+
+    async def _dependencies(self, s: Session) -> Path:
+        deps = self.plan_for(s)
+        if not self.installer.is_ready(deps):
+            s.status = "installing"
+            s.notify()
+            t = time.monotonic()
+            target = await self.installer.ensure(deps)
+            metrics.INSTALLS.labels("ok").inc()
+            metrics.INSTALL_SECONDS.observe(time.monotonic() - t)
+        else:
+            target = self.installer.node_modules_for(deps)
+        link_node_modules(s.workspace, target)
+        return target
+
+    def _dev_config(self, s: Session, node_modules: Path) -> DevServerConfig:
+        cfg = self.cfg
+        return DevServerConfig(
+            session_id=s.id,
+            workspace=s.workspace,
+            node_modules=node_modules,
+            cache_dir=self.store.vite_cache(s.id),
+            runtime_dir=cfg.runtime_dir,
+            base=f"/preview/{s.id}/",
+            allowed_hosts=(cfg.public_hostname,),
+            client_port=cfg.public_port,
+            client_protocol=cfg.ws_scheme,
+        )
+
+    def _on_errors(self, s: Session, errors: list[BuildError]) -> None:
+        s.errors = errors
+
+    # -- stopping ---------------------------------------------------------------------------
+
+    def stop(self, s: Session) -> None:
+        if s.scope is not None:
+            s.scope.cancel()
+
+    async def stop_and_wait(self, s: Session) -> None:
+        self.stop(s)
+        with trio.move_on_after(10):
+            while s.busy:
+                await s.changed.wait()
+
+    async def sweep(self) -> None:
+        """Stop idle dev servers and remove expired sessions (run periodically)."""
+        now_mono, now = time.monotonic(), time.time()
+        for s in self.store:
+            if s.record.expires_at <= now:
+                log.info("session expired", extra={"session_id": s.id})
+                await self.stop_and_wait(s)
+                self.store.remove(s)
+                self.plans.pop(s.id, None)
+            elif (
+                s.busy
+                and s.status == "ready"
+                and s.open_sockets == 0
+                and (now_mono - s.last_active > self.cfg.idle_seconds)
+            ):
+                log.info("stopping idle dev server", extra={"session_id": s.id})
+                await self.stop_and_wait(s)

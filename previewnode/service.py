@@ -1,0 +1,155 @@
+"""Run one node: load sessions, serve, sweep idle and expired ones, drain on SIGTERM.
+
+SIGTERM: `/readyz` turns 503 and creation is refused, the listeners close,
+in-flight requests finish (bounded by the hold time), every Vite is stopped,
+and the process exits 0. Sessions stay on disk: a restart with the same
+`--name` and `--data-dir` serves the same IDs (Vite started lazily).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import signal
+
+import trio
+
+from previewnode import metrics
+from previewnode.app import NodeApp
+from previewnode.config import NodeConfig
+from previewnode.deps import DependencyInstaller
+from previewnode.runner import Runner
+from previewnode.sessions import SessionStore
+from router.app import parse_tokens
+from router.livefile import LiveFile
+from router.server import HTTPServer, ServerLimits, open_listeners
+from router.session_id import Keys, is_valid_node_name, parse_secrets
+from router.upstream import UpstreamPool
+
+log = logging.getLogger("preview.node")
+PR_SET_CHILD_SUBREAPER = 36
+# Node's HTTP server (under Vite) closes idle keep-alive sockets after 5 s.
+VITE_POOL_IDLE_SECONDS = 4.0
+
+
+def become_subreaper() -> None:
+    """Orphaned grandchildren (e.g. npm's) are re-parented to us, so we can reap them."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+class NodeService:
+    def __init__(self, cfg: NodeConfig, *, handle_signals: bool = True) -> None:
+        if not is_valid_node_name(cfg.name):
+            raise ValueError(
+                f"--name {cfg.name!r}: 3-20 of [a-z0-9-], no leading/trailing '-' or '--'"
+            )
+        if not (cfg.runtime_dir / "launcher.mjs").exists():
+            raise ValueError(f"--runtime-dir {cfg.runtime_dir} has no launcher.mjs")
+        if not (cfg.runtime_dir / "node_modules" / "vite").exists():
+            raise ValueError(
+                f"--runtime-dir {cfg.runtime_dir}: run `npm ci --ignore-scripts` there first"
+            )
+        self.cfg = cfg
+        self.handle_signals = handle_signals
+        self.keys = LiveFile[Keys](cfg.secret_file, lambda text, _src: parse_secrets(text))
+        self.tokens = LiveFile(cfg.api_token_file, parse_tokens) if cfg.api_token_file else None
+        self.store = SessionStore(cfg.data_dir, cfg.name)
+        loaded = self.store.load()
+        self.installer = DependencyInstaller(cfg.runtime_dir, cfg.cache_dir)
+        self.runner = Runner(cfg, self.store, self.installer)
+        self.pool = UpstreamPool(cfg.connect_timeout, VITE_POOL_IDLE_SECONDS)
+        self.app = NodeApp(
+            cfg,
+            self.store,
+            self.runner,
+            self.installer,
+            self.keys,
+            self.tokens,
+            self.pool,
+            metrics_here=cfg.admin_listen is None,
+        )
+        limits = ServerLimits(header_timeout=cfg.header_timeout)
+        self.server = HTTPServer(self.app, limits)
+        self.admin = HTTPServer(self._admin_app(), limits) if cfg.admin_listen else None
+        metrics.install_collector(metrics.SessionCollector(self._statuses, self.runner.vite_pids))
+        self._stop = trio.Event()
+        self.listeners: list[trio.SocketListener] = []
+        log.info(
+            "node loaded",
+            extra={"node": cfg.name, "sessions": loaded, "secrets": self.keys.value.fingerprints},
+        )
+
+    def _admin_app(self) -> NodeApp:
+        return NodeApp(
+            self.cfg,
+            self.store,
+            self.runner,
+            self.installer,
+            self.keys,
+            self.tokens,
+            self.pool,
+            metrics_here=True,
+        )
+
+    def _statuses(self) -> dict[str, int]:
+        counts = dict.fromkeys(("starting", "installing", "ready", "idle", "failed"), 0)
+        for s in self.store:
+            counts[s.status] = counts.get(s.status, 0) + 1
+        return counts
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        become_subreaper()
+        async with trio.open_nursery() as outer:
+            async with trio.open_nursery() as sessions:
+                self.runner.nursery = sessions
+                async with trio.open_nursery() as serving:
+                    self.listeners = await open_listeners(*self.cfg.listen)
+                    await serving.start(self.server.serve, self.listeners)
+                    if self.admin and self.cfg.admin_listen:
+                        await serving.start(
+                            self.admin.serve, await open_listeners(*self.cfg.admin_listen)
+                        )
+                    outer.start_soon(self._housekeeping)
+                    if self.handle_signals:
+                        outer.start_soon(self._signals)
+                    task_status.started(self.listeners)
+                    await self._stop.wait()
+                    await self._drain()
+                    serving.cancel_scope.cancel()
+                sessions.cancel_scope.cancel()  # stops every Vite (each kills its process group)
+            outer.cancel_scope.cancel()
+        await self.pool.aclose()
+        log.info("stopped")
+
+    async def _drain(self) -> None:
+        log.info("draining", extra={"inflight": self.app.inflight})
+        self.app.draining = True
+        self.server.accepting = False
+        for listener in self.listeners:
+            await listener.aclose()
+        with trio.move_on_after(self.cfg.hold_seconds + 5):
+            while self.app.inflight > 0:  # noqa: ASYNC110 - polled only while draining
+                await trio.sleep(0.05)
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await trio.sleep(min(self.cfg.sweep_interval, max(0.2, self.cfg.idle_seconds / 4)))
+            self.keys.reload()
+            if self.tokens:
+                self.tokens.reload()
+            await self.runner.sweep()
+
+    async def _signals(self) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            async for signum in signals:
+                if signum == signal.SIGHUP:
+                    self.keys.reload(force=True)
+                else:
+                    self.stop()

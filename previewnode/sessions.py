@@ -1,0 +1,185 @@
+"""Session records on disk, and the live state of each session in memory.
+
+Layout under `--data-dir`:
+
+    sessions/{id}/record.json   the record (msgspec JSON), written temp + fsync + rename
+    sessions/{id}/ws/           the workspace (the upload), `ws/node_modules` -> dependency set
+    vite-cache/{id}/            Vite's own cache: outside the workspace, one per session
+
+A session is registered when `sessions/{id}` exists: creation builds it under a
+staging name and renames it into place after fsync, so a crash leaves either a
+whole session or none. Nothing of a session lives only in memory: a restart
+reads every unexpired record back (as `idle`) and serves the same IDs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+import trio
+
+from previewnode.devserver import BuildError
+
+log = logging.getLogger("preview.sessions")
+RECORD = "record.json"
+WORKSPACE = "ws"
+
+
+class Record(msgspec.Struct):
+    """What is persisted for a session."""
+
+    id: str
+    node: str
+    created_at: float
+    expires_at: float
+    hashed: bool = False
+    ignored: list[str] = msgspec.field(default_factory=list)
+    deps_key: str = "runtime"
+    error: str | None = None  # set while the session is `failed`
+
+
+def rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def write_json_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+@dataclass(eq=False)
+class Session:
+    """A registered session and the live state of its dev server."""
+
+    record: Record
+    root: Path
+    status: str = "idle"  # starting | installing | ready | idle | failed
+    errors: list[BuildError] = field(default_factory=list)
+    port: int | None = None
+    pid: int | None = None
+    last_active: float = field(default_factory=time.monotonic)
+    scope: trio.CancelScope | None = None
+    changed: trio.Event = field(default_factory=trio.Event)
+    failures: int = 0
+    retry_at: float = 0.0
+    started_at: float = 0.0
+    open_sockets: int = 0
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def workspace(self) -> Path:
+        return self.root / WORKSPACE
+
+    @property
+    def busy(self) -> bool:
+        """A dev server is running or being started for this session."""
+        return self.scope is not None
+
+    def touch(self) -> None:
+        self.last_active = time.monotonic()
+
+    def notify(self) -> None:
+        """Wake everyone waiting for this session's state to change."""
+        self.changed.set()
+        self.changed = trio.Event()
+
+    def save(self) -> None:
+        write_json_atomic(self.root / RECORD, msgspec.json.encode(self.record))
+
+
+class SessionStore:
+    """The sessions of this node: the directory is the truth, the dict its index."""
+
+    def __init__(self, data_dir: Path, node: str) -> None:
+        self.dir = data_dir / "sessions"
+        self.cache_root = data_dir / "vite-cache"
+        self.node = node
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.cache_root.mkdir(parents=True, exist_ok=True)
+        self.sessions: dict[str, Session] = {}
+
+    def load(self) -> int:
+        """Read every record back; expired or broken ones are removed. Returns the count."""
+        now = time.time()
+        for entry in sorted(self.dir.iterdir()):
+            if entry.name.startswith("."):
+                shutil.rmtree(entry, ignore_errors=True)  # staging left by a crash mid-create
+                continue
+            try:
+                record = msgspec.json.decode((entry / RECORD).read_bytes(), type=Record)
+            except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+                log.error("dropping unreadable session %s: %s", entry.name, exc)
+                self._remove_dir(entry.name)
+                continue
+            if record.expires_at <= now or record.id != entry.name:
+                self._remove_dir(entry.name)
+                continue
+            status = "failed" if record.error else "idle"
+            self.sessions[record.id] = Session(record, entry, status=status)
+        return len(self.sessions)
+
+    def get(self, sid: str) -> Session | None:
+        return self.sessions.get(sid)
+
+    def __iter__(self) -> Iterator[Session]:
+        return iter(list(self.sessions.values()))
+
+    def __len__(self) -> int:
+        return len(self.sessions)
+
+    def staging(self, sid: str) -> Path:
+        path = self.dir / f".staging-{sid}-{os.urandom(4).hex()}"
+        path.mkdir()
+        return path
+
+    def register(self, staging: Path, record: Record) -> Session:
+        """Move a fully written staging dir into place: from here on the session exists."""
+        write_json_atomic(staging / RECORD, msgspec.json.encode(record))
+        final = self.dir / record.id
+        os.rename(staging, final)  # fails if the ID exists: no silent overwrite
+        dfd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+        session = Session(record, final, status="starting")
+        self.sessions[record.id] = session
+        return session
+
+    def vite_cache(self, sid: str) -> Path:
+        return self.cache_root / sid
+
+    def remove(self, session: Session) -> None:
+        self.sessions.pop(session.id, None)
+        self._remove_dir(session.id)
+
+    def _remove_dir(self, sid: str) -> None:
+        target = self.dir / sid
+        if target.exists():
+            # rename first: a half-deleted session must never look registered
+            trash = self.dir / f".deleted-{sid}-{os.urandom(4).hex()}"
+            os.rename(target, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        shutil.rmtree(self.cache_root / sid, ignore_errors=True)

@@ -1,0 +1,170 @@
+"""Uploaded files: validate paths and contents, then write them so nothing is half done.
+
+Uploads are untrusted (CONTRACT §6). A path is a relative POSIX path inside the
+workspace; anything that could escape it, shadow the dependency tree or run at
+install time is refused *before* a byte is written. Files are only ever created
+as regular files (never symlinks: Vite follows them out of the workspace).
+
+A new session's files go to a staging directory that is renamed into place
+after fsync; an update writes each file to a temp name and renames it, so
+Vite's watcher sees whole files and pushes one HMR update per file.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+import shutil
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from router.errors import InvalidContent, TooLarge
+
+MAX_DEPTH = 32
+_REFUSED_FIRST = {"node_modules", ".git"}
+_REFUSED_NAMES = {".npmrc", ".pnpmfile.cjs", ".yarnrc", ".yarnrc.yml"}
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\\]")
+# Stored but never executed (CONTRACT §6): the node's fixed configuration wins.
+_IGNORED_RE = re.compile(r"^(vite|postcss|tailwind)\.config\.[A-Za-z0-9]+$")
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_files: int = 5000
+    max_file_bytes: int = 8 * 1024 * 1024
+
+
+def check_path(path: str) -> str:
+    """The path if it is a safe relative workspace path, else InvalidContent naming why."""
+    if not path or len(path) > 1024:
+        raise InvalidContent(f"bad file path {path[:80]!r}: empty or too long")
+    if _CONTROL_RE.search(path):
+        raise InvalidContent(f"bad file path {path[:80]!r}: control character or backslash")
+    if path.startswith("/"):
+        raise InvalidContent(f"bad file path {path[:80]!r}: absolute")
+    parts = path.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise InvalidContent(f"bad file path {path[:80]!r}: empty, '.' or '..' segment")
+    if len(parts) > MAX_DEPTH:
+        raise InvalidContent(f"bad file path {path[:80]!r}: deeper than {MAX_DEPTH}")
+    if parts[0] in _REFUSED_FIRST or "node_modules" in parts:
+        raise InvalidContent(f"bad file path {path[:80]!r}: node_modules and .git are managed")
+    if parts[-1] in _REFUSED_NAMES:
+        raise InvalidContent(f"bad file path {path[:80]!r}: reserved name")
+    return path
+
+
+def is_ignored(path: str) -> bool:
+    return "/" not in path and bool(_IGNORED_RE.match(path))
+
+
+def decode_content(path: str, content: str, encoding: str) -> bytes:
+    if encoding in ("utf-8", "utf8"):
+        return content.encode("utf-8")
+    if encoding == "base64":
+        try:
+            return base64.b64decode(content, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidContent(f"{path}: invalid base64") from exc
+    raise InvalidContent(f"{path}: encoding must be utf-8 or base64")
+
+
+def validate_files(files: Mapping[str, bytes], deletes: Iterable[str], limits: Limits) -> None:
+    if len(files) > limits.max_files:
+        raise TooLarge(f"{len(files)} files; at most {limits.max_files}")
+    for path, data in files.items():
+        check_path(path)
+        if len(data) > limits.max_file_bytes:
+            raise TooLarge(f"{path}: {len(data)} bytes; at most {limits.max_file_bytes}")
+    for path in deletes:
+        check_path(path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Create a regular file (never following or creating a symlink) and fsync it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    try:
+        os.write(fd, data) if len(data) < (1 << 20) else _write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _safe_parent(root: Path, rel: str) -> Path:
+    """Create the parent directories of `rel` under `root`, refusing any symlink on the way."""
+    parent = root
+    for part in rel.split("/")[:-1]:
+        parent = parent / part
+        if parent.is_symlink():
+            raise InvalidContent(f"{rel}: a parent is a symlink")
+        if not parent.exists():
+            parent.mkdir(mode=0o755)
+        elif not parent.is_dir():
+            raise InvalidContent(f"{rel}: a parent is a file")
+    return parent
+
+
+def write_tree(root: Path, files: Mapping[str, bytes]) -> None:
+    """Write a fresh tree under `root` (which must not exist yet) and fsync it."""
+    root.mkdir(parents=False, mode=0o755)
+    dirs: set[Path] = {root}
+    for rel, data in files.items():
+        parent = _safe_parent(root, rel)
+        dirs.add(parent)
+        _write_new(root / rel, data)
+    for d in dirs:
+        _fsync_dir(d)
+
+
+def apply_update(root: Path, files: Mapping[str, bytes], deletes: Iterable[str]) -> None:
+    """Replace/add files atomically one by one (temp + rename) and delete others."""
+    for rel, data in files.items():
+        parent = _safe_parent(root, rel)
+        target = root / rel
+        if target.is_symlink() or (target.exists() and not target.is_file()):
+            raise InvalidContent(f"{rel}: exists and is not a regular file")
+        tmp = parent / f".{target.name}.preview-tmp"
+        if tmp.exists() or tmp.is_symlink():
+            tmp.unlink()
+        _write_new(tmp, data)
+        os.replace(tmp, target)
+        _fsync_dir(parent)
+    for rel in deletes:
+        target = root / rel
+        if target.is_symlink() or target.is_file():
+            target.unlink()
+        elif target.is_dir() and rel != "":
+            shutil.rmtree(target)
+
+
+def read_tree(root: Path, skip: frozenset[str] = frozenset({"node_modules"})) -> dict[str, bytes]:
+    """Every regular file under `root` (for read-back), skipping managed folders."""
+    out: dict[str, bytes] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [
+            d for d in dirnames if d not in skip and not (Path(dirpath) / d).is_symlink()
+        ]
+        for name in filenames:
+            full = Path(dirpath) / name
+            if full.is_symlink() or not full.is_file() or name.endswith(".preview-tmp"):
+                continue
+            out[str(full.relative_to(root))] = full.read_bytes()
+    return out

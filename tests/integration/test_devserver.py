@@ -1,0 +1,308 @@
+"""DevServer against a real Vite: serving under the base, HMR, build errors, isolation.
+
+Each test runs the launcher in a temporary workspace holding tests/fixtures/app and a
+`node_modules` symlink to the runtime's node_modules, the layout the node creates.
+Needs `npm ci --ignore-scripts` in previewnode/runtime.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import trio
+
+from previewnode.devserver import BuildError, DevServer, DevServerConfig, DevServerFailed
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+RUNTIME = REPO / "previewnode" / "runtime"
+FIXTURE_APP = REPO / "tests" / "fixtures" / "app"
+HOST = "preview.example.com"
+BASE = "/preview/x/"
+
+if shutil.which("node") is None or not (RUNTIME / "node_modules" / "vite").is_dir():
+    pytest.skip(
+        "needs node and `npm ci --ignore-scripts` in previewnode/runtime",
+        allow_module_level=True,
+    )
+
+
+@dataclass
+class Session:
+    workspace: Path
+    dev: DevServer = field(init=False)
+    port: int = 0
+    errors: list[list[BuildError]] = field(default_factory=list)
+    changed: trio.Event = field(default_factory=trio.Event)
+
+    def record(self, errors: list[BuildError]) -> None:
+        self.errors.append(errors)
+        self.changed.set()
+
+    async def next_errors(self) -> list[BuildError]:
+        await self.changed.wait()
+        self.changed = trio.Event()
+        return self.errors[-1]
+
+
+def make_config(tmp_path: Path, workspace: Path) -> DevServerConfig:
+    return DevServerConfig(
+        session_id="x",
+        workspace=workspace,
+        node_modules=workspace / "node_modules",
+        cache_dir=tmp_path / "cache",
+        runtime_dir=RUNTIME,
+        base=BASE,
+        allowed_hosts=(HOST,),
+        client_port=443,
+        client_protocol="wss",
+    )
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Iterator[Path]:
+    ws = tmp_path / "workspace"
+    shutil.copytree(FIXTURE_APP, ws)
+    (ws / "node_modules").symlink_to(RUNTIME / "node_modules")
+    yield ws
+
+
+@pytest.fixture
+async def session(tmp_path: Path, workspace: Path, nursery: trio.Nursery) -> AsyncIterator[Session]:
+    session = Session(workspace)
+    session.dev = DevServer(make_config(tmp_path, workspace), session.record)
+    with trio.fail_after(30):
+        session.port = await nursery.start(session.dev.run)
+    yield session
+    nursery.cancel_scope.cancel()
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+async def http_get(port: int, target: str, host: str = HOST) -> Response:
+    request = f"GET {target} HTTP/1.1\r\nHost: {host}\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+    with trio.fail_after(10):
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        async with stream:
+            await stream.send_all(request.encode())
+            data = bytearray()
+            while chunk := await stream.receive_some(65536):
+                data += chunk
+    head, _, body = bytes(data).partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if headers.get("transfer-encoding") == "chunked":
+        body = dechunk(body)
+    return Response(int(lines[0].split()[1]), headers, body)
+
+
+def dechunk(body: bytes) -> bytes:
+    out = bytearray()
+    while body:
+        size_line, _, rest = body.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        out += rest[:size]
+        body = rest[size + 2 :]
+    return bytes(out)
+
+
+class HmrSocket:
+    """The server side of a WebSocket as the browser's Vite client sees it (unmasked)."""
+
+    def __init__(self, stream: trio.SocketStream, buffered: bytes) -> None:
+        self.stream = stream
+        self.buffer = bytearray(buffered)
+
+    async def _read(self, n: int) -> bytes:
+        while len(self.buffer) < n:
+            chunk = await self.stream.receive_some(65536)
+            if not chunk:
+                raise EOFError
+            self.buffer += chunk
+        data = bytes(self.buffer[:n])
+        del self.buffer[:n]
+        return data
+
+    async def receive_json(self) -> dict[str, object]:
+        b0, b1 = await self._read(2)
+        length = b1 & 0x7F
+        if length == 126:
+            length = int.from_bytes(await self._read(2), "big")
+        elif length == 127:
+            length = int.from_bytes(await self._read(8), "big")
+        payload = await self._read(length)
+        assert b0 & 0x0F == 0x1, f"expected a text frame, got opcode {b0 & 0x0F}"
+        message = json.loads(payload)
+        assert isinstance(message, dict)
+        return message
+
+
+async def hmr_handshake(port: int, target: str) -> tuple[int, HmrSocket]:
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (
+        f"GET {target} HTTP/1.1\r\nHost: {HOST}\r\nOrigin: https://{HOST}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Protocol: vite-hmr\r\n\r\n"
+    )
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    await stream.send_all(request.encode())
+    data = bytearray()
+    while b"\r\n\r\n" not in data:
+        chunk = await stream.receive_some(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, rest = bytes(data).partition(b"\r\n\r\n")
+    status = int(head.split()[1]) if head else 0
+    return status, HmrSocket(stream, rest)
+
+
+async def ws_token(port: int) -> str:
+    client = await http_get(port, f"{BASE}@vite/client")
+    match = re.search(rb'const wsToken = "([^"]+)"', client.body)
+    assert match, "the served Vite client names its WebSocket token"
+    return match.group(1).decode()
+
+
+async def test_page_and_modules_are_served_under_the_base(session: Session) -> None:
+    page = await http_get(session.port, BASE)
+    assert page.status == 200
+    assert page.headers["content-type"].startswith("text/html")
+    scripts = re.findall(rb'<script type="module" src="([^"]+)"', page.body)
+    assert scripts and all(src.startswith(BASE.encode()) for src in scripts)
+    assert f"{BASE}src/main.jsx".encode() in scripts
+
+    module = await http_get(session.port, f"{BASE}src/main.jsx")
+    assert module.status == 200
+    assert "javascript" in module.headers["content-type"]
+    assert b"createRoot" in module.body
+
+
+async def test_hmr_socket_accepts_the_token_and_pushes_an_update_on_edit(
+    session: Session,
+) -> None:
+    # What a browser does first: load the page's modules, so App.jsx is in the graph.
+    for path in ("", "src/main.jsx", "src/App.jsx"):
+        assert (await http_get(session.port, BASE + path)).status == 200
+    token = await ws_token(session.port)
+    status, ws = await hmr_handshake(session.port, f"{BASE}hmr?token={token}")
+    assert status == 101
+    async with ws.stream:
+        assert (await ws.receive_json())["type"] == "connected"
+        app = session.workspace / "src" / "App.jsx"
+        app.write_text(app.read_text().replace("Fixture app", "Edited app"))
+        with trio.fail_after(2):
+            while (message := await ws.receive_json())["type"] == "ping":
+                pass
+        assert message["type"] == "update"
+        updates = message["updates"]
+        assert isinstance(updates, list)
+        assert any(u["path"] == "/src/App.jsx" for u in updates)
+
+
+async def test_hmr_socket_with_an_origin_but_a_wrong_token_is_refused(session: Session) -> None:
+    status, ws = await hmr_handshake(session.port, f"{BASE}hmr?token=wrong")
+    await ws.stream.aclose()
+    assert status == 400
+
+
+async def test_syntax_error_is_reported_with_its_location_and_cleared_by_a_fix(
+    session: Session,
+) -> None:
+    app = session.workspace / "src" / "App.jsx"
+    good = app.read_text()
+    app.write_text(good.replace("useState(0)", "useState(0;"))
+    with trio.fail_after(10):
+        errors = await session.next_errors()
+    assert len(errors) == 1
+    error = errors[0]
+    assert error.file == "src/App.jsx"
+    line_no = next(i for i, line in enumerate(good.splitlines(), 1) if "useState(0)" in line)
+    assert error.line == line_no
+    assert error.column > 0
+    assert "PARSE_ERROR" in error.message or "Expected" in error.message
+
+    app.write_text(good)
+    with trio.fail_after(10):
+        assert await session.next_errors() == []
+
+
+async def test_files_outside_the_workspace_are_not_served(session: Session) -> None:
+    for target in (f"{BASE}@fs/etc/passwd", f"{BASE}@fs/etc/passwd?import", "/etc/passwd"):
+        response = await http_get(session.port, target)
+        assert b"root:x:0:0" not in response.body, target
+    assert (await http_get(session.port, f"{BASE}@fs/etc/passwd")).status == 403
+
+
+async def test_unknown_host_gets_403(session: Session) -> None:
+    assert (await http_get(session.port, BASE, host="evil.example.net")).status == 403
+
+
+async def test_cancelling_run_kills_the_process_group(tmp_path: Path, workspace: Path) -> None:
+    dev = DevServer(make_config(tmp_path, workspace), lambda _: None)
+    async with trio.open_nursery() as nursery:
+        with trio.fail_after(30):
+            await nursery.start(dev.run)
+        pid = dev.pid
+        assert pid is not None
+        assert os.getpgid(pid) == pid, "the launcher leads its own process group"
+        nursery.cancel_scope.cancel()
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pid, 0)
+
+
+async def test_launcher_exiting_before_ready_raises_with_its_stderr(
+    tmp_path: Path, workspace: Path
+) -> None:
+    (workspace / "node_modules").unlink()
+    dev = DevServer(make_config(tmp_path, workspace), lambda _: None)
+    with pytest.raises(DevServerFailed) as info, trio.fail_after(30):
+        await dev.run()
+    assert dev.port is None
+    assert "ENOENT" in info.value.stderr_tail
+
+
+async def test_tailwind_plugin_from_the_workspace_is_refused_not_run(
+    session: Session, tmp_path: Path
+) -> None:
+    marker = tmp_path / "ran"
+    (session.workspace / "src" / "evil.js").write_text(
+        f'import fs from "node:fs"; fs.writeFileSync({str(marker)!r}, "x"); export default {{}};'
+    )
+    css = session.workspace / "src" / "index.css"
+    css.write_text('@import "tailwindcss";\n@plugin "./evil.js";\n')
+    with trio.fail_after(10):
+        errors = await session.next_errors()
+    assert [e.file for e in errors] == ["src/index.css"]
+    assert "@plugin" in errors[0].message
+    assert not marker.exists()
+
+
+async def test_import_meta_glob_outside_the_workspace_is_refused(session: Session) -> None:
+    module = session.workspace / "src" / "glob.js"
+    module.write_text('export const inside = import.meta.glob("./*.jsx");\n')
+    listing = await http_get(session.port, f"{BASE}src/glob.js")
+    assert listing.status == 200 and b"/src/App.jsx" in listing.body
+    module.write_text('export const outside = import.meta.glob("../../*");\n')
+    escaped = await http_get(session.port, f"{BASE}src/glob.js")
+    assert escaped.status == 500
+    assert b'Object.assign({"../../' not in escaped.body
