@@ -138,39 +138,13 @@ class Runner:
             raise Starting(retry_after=2)
 
     async def _run(self, s: Session, scope: trio.CancelScope) -> None:
-        started = time.monotonic()
+        """Install if needed, start, serve until the dev server exits or `scope` is cancelled.
+
+        Nothing raised here may escape: one session's failure must never end the node.
+        """
         with scope:
             try:
                 node_modules = await self._dependencies(s)
-                dev = DevServer(
-                    self._dev_config(s, node_modules), lambda errs: self._on_errors(s, errs)
-                )
-                async with trio.open_nursery() as nursery:
-                    async with self.cold_starts:
-                        s.status = "starting"
-                        s.notify()
-                        metrics.VITE_STARTS.inc()
-                        port = await nursery.start(dev.run)
-                    s.port, s.pid = port, dev.pid
-                    s.status = "ready"
-                    s.failures = 0
-                    metrics.VITE_START_SECONDS.observe(time.monotonic() - started)
-                    if s.started_at == 0.0:
-                        s.started_at = time.monotonic()
-                        metrics.CREATE_TO_READY.observe(time.time() - s.record.created_at)
-                    log.info(
-                        "dev server ready",
-                        extra={
-                            "session_id": s.id,
-                            "port": port,
-                            "seconds": round(time.monotonic() - started, 3),
-                        },
-                    )
-                    s.notify()
-                # the dev server exited by itself
-                self._crashed(s, "exited", dev.stderr_tail)
-            except DevServerFailed as exc:
-                self._crashed(s, str(exc).splitlines()[0], exc.stderr_tail)
             except InstallFailed as exc:
                 metrics.INSTALLS.labels("failed").inc()
                 s.record.error = f"dependency install failed: {exc}"
@@ -180,10 +154,49 @@ class Runner:
                     "dependency install failed",
                     extra={"session_id": s.id, "error": str(exc)[-500:]},
                 )
+            else:
+                await self._serve(s, node_modules)
         s.port = s.pid = None
         s.scope = None
         if s.status in ("ready", "starting", "installing"):
             s.status = "idle"
+        s.notify()
+
+    async def _serve(self, s: Session, node_modules: Path) -> None:
+        started = time.monotonic()
+        dev = DevServer(self._dev_config(s, node_modules), lambda errs: self._on_errors(s, errs))
+        try:
+            async with trio.open_nursery() as nursery:
+                async with self.cold_starts:
+                    s.status = "starting"
+                    s.notify()
+                    metrics.VITE_STARTS.inc()
+                    port = await nursery.start(dev.run)
+                self._ready(s, dev, port, started)
+            self._crashed(s, "exited", dev.stderr_tail)  # it exited by itself, status 0
+        except* DevServerFailed as group:
+            exc = group.exceptions[0]
+            self._crashed(s, str(exc).splitlines()[0], getattr(exc, "stderr_tail", ""))
+        except* Exception as group:  # a bug here must cost one session, not the node
+            log.error("dev server supervision failed", exc_info=group, extra={"session_id": s.id})
+            self._crashed(s, "supervision failed", "")
+
+    def _ready(self, s: Session, dev: DevServer, port: int, started: float) -> None:
+        s.port, s.pid = port, dev.pid
+        s.status = "ready"
+        s.failures = 0
+        metrics.VITE_START_SECONDS.observe(time.monotonic() - started)
+        if s.started_at == 0.0:
+            s.started_at = time.monotonic()
+            metrics.CREATE_TO_READY.observe(time.time() - s.record.created_at)
+        log.info(
+            "dev server ready",
+            extra={
+                "session_id": s.id,
+                "port": port,
+                "seconds": round(time.monotonic() - started, 3),
+            },
+        )
         s.notify()
 
     def _crashed(self, s: Session, why: str, tail: str) -> None:

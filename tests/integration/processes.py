@@ -27,7 +27,7 @@ def wait_http(url: str, timeout: float = 20.0, expect: int = 200) -> None:
             with urllib.request.urlopen(url, timeout=1) as resp:
                 if resp.status == expect:
                     return
-        except Exception as exc:  # noqa: BLE001 - retried until the deadline
+        except Exception as exc:  # retried until the deadline
             last = exc
         time.sleep(0.05)
     raise TimeoutError(f"{url} not ready: {last}")
@@ -96,6 +96,36 @@ class Processes:
             str(ring),
             "--secret-file",
             str(secret),
+            *extra,
+        ]
+        p = self.start(args, name)
+        wait_http(f"http://127.0.0.1:{port}/healthz")
+        return p, port
+
+    def node(
+        self,
+        name: str,
+        data_dir: Path,
+        secret: Path,
+        *extra: str,
+        public_url: str = "http://127.0.0.1:8080",
+        port: int | None = None,
+    ) -> tuple[Proc, int]:
+        port = port or free_port()
+        args = [
+            sys.executable,
+            "-m",
+            "previewnode",
+            "--name",
+            name,
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--data-dir",
+            str(data_dir),
+            "--secret-file",
+            str(secret),
+            "--public-url",
+            public_url,
             *extra,
         ]
         p = self.start(args, name)

@@ -187,7 +187,9 @@ class Client:
         body: bytes | list[bytes] = b"",
         trailers: Headers | None = None,
     ) -> Response:
-        hdrs = [(b"host", b"preview.test")] + (headers or [])
+        hdrs = list(headers or [])
+        if not any(k == b"host" for k, _ in hdrs):
+            hdrs.insert(0, (b"host", b"preview.test"))
         chunks = body if isinstance(body, list) else ([body] if body else [])
         if isinstance(body, bytes) and body and not any(k == b"content-length" for k, _ in hdrs):
             hdrs.append((b"content-length", str(len(body)).encode()))

@@ -1,0 +1,430 @@
+"""`preview-node` as a real process with real Vite dev servers (CONTRACT §2, §5, §6)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from router.session_id import mint, parse_secrets
+from tests.integration import vite_client
+from tests.integration.conftest import SECRET
+from tests.integration.processes import Proc, processes
+from tests.integration.upstreams import Response, get
+
+pytestmark = pytest.mark.e2e
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "app"
+PUBLIC_HOST = "preview.test:18080"
+KEYS = parse_secrets(SECRET)
+
+
+def app_files() -> dict[str, str]:
+    return {str(p.relative_to(FIXTURE)): p.read_text() for p in FIXTURE.rglob("*") if p.is_file()}
+
+
+async def api(
+    port: int, method: str, target: str, obj: object | None = None, **kw: Any
+) -> Response:
+    body = json.dumps(obj).encode() if obj is not None else b""
+    headers = [(b"content-type", b"application/json"), *kw.get("headers", [])]
+    return await get(port, target, headers, method=method, body=body)
+
+
+async def create(port: int, **fields: Any) -> dict[str, Any]:
+    resp = await api(port, "POST", "/kontext/preview", {"files": app_files(), **fields})
+    assert resp.status == 201, resp.body
+    return dict(json.loads(resp.body))
+
+
+async def session(port: int, sid: str) -> dict[str, Any]:
+    resp = await api(port, "GET", f"/kontext/preview/{sid}")
+    assert resp.status == 200, resp.body
+    return dict(json.loads(resp.body))
+
+
+async def wait_for(predicate: Any, seconds: float, step: float = 0.1) -> Any:
+    with trio.fail_after(seconds):
+        while True:
+            value = await predicate()
+            if value:
+                return value
+            await trio.sleep(step)
+
+
+class NodeEnv:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.secret = tmp / "secret"
+        self.secret.write_text(SECRET + "\n")
+        self.data = tmp / "data"
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Proc, int, NodeEnv]]:
+    tmp = tmp_path_factory.mktemp("node")
+    env = NodeEnv(tmp)
+    with processes(tmp) as ps:
+        proc, port = ps.node(
+            "node-0", env.data, env.secret, "--max-running", "4", public_url=f"http://{PUBLIC_HOST}"
+        )
+        yield proc, port, env
+
+
+def launcher_pids(sid: str) -> list[int]:
+    out = subprocess.run(
+        ["pgrep", "-f", f"launcher.mjs.*{sid}"], capture_output=True, text=True
+    ).stdout
+    return [int(p) for p in out.split()]
+
+
+async def test_create_then_immediate_get_is_held_until_vite_serves(
+    node: tuple[Proc, int, NodeEnv],
+) -> None:
+    _, port, _ = node
+    t = time.monotonic()
+    obj = await create(port)
+    created_ms = (time.monotonic() - t) * 1000
+    sid = obj["sessionId"]
+    assert obj["status"] in ("starting", "ready") and obj["node"] == "node-0"
+    assert obj["previewUrl"] == f"http://{PUBLIC_HOST}/preview/{sid}/"
+    assert obj["wsUrl"] == f"ws://{PUBLIC_HOST}/preview/{sid}/hmr"
+    page = await get(port, f"/preview/{sid}/")  # immediately: held, never 404
+    assert page.status == 200, page.body[:300]
+    assert f'src="/preview/{sid}/src/main.jsx"'.encode() in page.body
+    assert page.header(b"x-preview-node-load") is not None
+    main = await get(port, f"/preview/{sid}/src/main.jsx")
+    assert main.status == 200 and b"import" in main.body
+    assert main.header(b"content-type").startswith(b"text/javascript")  # type: ignore[union-attr]
+    print(f"create -> 201: {created_ms:.1f} ms")
+
+
+async def test_browser_hmr_request_gets_101_and_an_update_after_put(
+    node: tuple[Proc, int, NodeEnv],
+) -> None:
+    _, port, _ = node
+    sid = (await create(port))["sessionId"]
+    base = f"/preview/{sid}/"
+    assert (await get(port, base)).status == 200
+    token = await vite_client.ws_token(port, base, PUBLIC_HOST)
+    status, sock = await vite_client.hmr_handshake(port, f"{base}hmr?token={token}", PUBLIC_HOST)
+    assert status == 101
+    assert (await sock.receive_json())["type"] == "connected"
+    # Vite only pushes updates for modules a client has loaded: load them as a page would.
+    for path in ("src/main.jsx", "src/App.jsx"):
+        assert (await get(port, base + path, [(b"host", PUBLIC_HOST.encode())])).status == 200
+    app = app_files()["src/App.jsx"].replace("Count", "Clicks")
+    t = time.monotonic()
+    resp = await api(port, "PUT", f"/kontext/preview/{sid}/files", {"files": {"src/App.jsx": app}})
+    assert resp.status == 200
+    with trio.fail_after(2):
+        while True:
+            msg = await sock.receive_json()
+            if msg["type"] == "update":
+                break
+    print(f"PUT -> HMR update: {(time.monotonic() - t) * 1000:.0f} ms")
+    assert any(u["path"].endswith("/src/App.jsx") for u in msg["updates"])  # type: ignore[index,union-attr]
+    bad_status, _ = await vite_client.hmr_handshake(
+        port, f"{base}hmr?token={token}", "evil.example:1"
+    )
+    assert bad_status == 400  # Vite's host check stays on behind the proxy
+
+
+async def test_build_errors_are_listed_then_cleared(node: tuple[Proc, int, NodeEnv]) -> None:
+    _, port, _ = node
+    sid = (await create(port))["sessionId"]
+    assert (await get(port, f"/preview/{sid}/")).status == 200
+    broken = "export default function App() {\n  return <div>\n}\n"
+    await api(port, "PUT", f"/kontext/preview/{sid}/files", {"files": {"src/App.jsx": broken}})
+
+    async def has_errors() -> list[dict[str, Any]]:
+        return list((await session(port, sid))["errors"])
+
+    errors = await wait_for(has_errors, 10)
+    assert errors[0]["file"] == "src/App.jsx" and errors[0]["line"] >= 2 and errors[0]["message"]
+    await api(
+        port,
+        "PUT",
+        f"/kontext/preview/{sid}/files",
+        {"files": {"src/App.jsx": app_files()["src/App.jsx"]}},
+    )
+
+    async def cleared() -> bool:
+        return not (await session(port, sid))["errors"]
+
+    await wait_for(cleared, 10)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "../escape.txt",
+        "/etc/escape.txt",
+        "a\\b.txt",
+        "a\x00b",
+        "src/../../x",
+        "node_modules/x.js",
+        ".npmrc",
+        "a//b",
+        "./a",
+    ],
+)
+async def test_bad_paths_are_422_and_nothing_is_written(
+    node: tuple[Proc, int, NodeEnv], path: str
+) -> None:
+    _, port, env = node
+    before = sorted((env.data / "sessions").iterdir())
+    resp = await api(
+        port, "POST", "/kontext/preview", {"files": {"index.html": "x", path: "pwned"}}
+    )
+    assert resp.status == 422 and json.loads(resp.body)["code"] == "invalid_content"
+    assert sorted((env.data / "sessions").iterdir()) == before
+    assert not (env.tmp / "escape.txt").exists() and not Path("/etc/escape.txt").exists()
+
+
+async def test_bad_update_changes_nothing(node: tuple[Proc, int, NodeEnv]) -> None:
+    _, port, _ = node
+    sid = (await create(port))["sessionId"]
+    resp = await api(
+        port, "PUT", f"/kontext/preview/{sid}/files", {"files": {"src/new.js": "1", "../x": "2"}}
+    )
+    assert resp.status == 422
+    files = json.loads((await api(port, "GET", f"/kontext/preview/{sid}/files")).body)["files"]
+    assert "src/new.js" not in {f["path"] for f in files}
+    assert {f["path"] for f in files} == set(app_files())
+
+
+async def test_files_outside_the_workspace_are_never_served(
+    node: tuple[Proc, int, NodeEnv],
+) -> None:
+    _, port, _ = node
+    sid = (await create(port))["sessionId"]
+    assert (await get(port, f"/preview/{sid}/")).status == 200
+    for target in (
+        "@fs/etc/passwd",
+        "@fs/etc/passwd?raw",
+        "@fs/etc/passwd?import&raw",
+        "@fs/etc/passwd?url",
+        "@fs/etc/passwd?raw??",
+        "src/../../../etc/passwd",
+        "%2e%2e/%2e%2e/etc/passwd",
+        "@fs//etc/passwd",
+        "node_modules/../../../../etc/passwd",
+        "@fs/../../../etc/passwd?raw",
+    ):
+        resp = await get(port, f"/preview/{sid}/{target}")
+        assert b"root:x:0:0" not in resp.body, target
+
+
+async def test_large_bodies_get_413_without_memory_growth(node: tuple[Proc, int, NodeEnv]) -> None:
+    proc, port, _ = node
+    base = proc.rss_kib()
+    # declared: refused from Content-Length before reading
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    await stream.send_all(
+        b"POST /kontext/preview HTTP/1.1\r\nHost: x\r\nContent-Length: 209715200\r\n\r\n"
+    )
+    with trio.fail_after(5):
+        head = await stream.receive_some(4096)
+    assert head.startswith(b"HTTP/1.1 413 ")
+    await stream.aclose()
+    # chunked: refused once it passes the limit, while streaming 200 MB
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    await stream.send_all(
+        b"POST /kontext/preview HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    chunk = b"10000\r\n" + b"a" * 0x10000 + b"\r\n"
+    answer = b""
+    peak = base
+    with trio.fail_after(60):
+        for i in range(200 * 16):
+            try:
+                await stream.send_all(chunk)
+            except trio.BrokenResourceError:
+                break
+            if i % 64 == 0:
+                peak = max(peak, proc.rss_kib())
+            with trio.move_on_after(0):
+                answer += await stream.receive_some(4096)
+            if answer:
+                break
+        with trio.move_on_after(2):
+            answer += await stream.receive_some(4096)
+    await stream.aclose()
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:100]
+    growth = (peak - base) / 1024
+    print(f"node RSS growth during a refused 200 MB upload: {growth:.1f} MiB")
+    assert growth < 100  # bounded by the 32 MiB limit, not by the 200 MB sent
+
+
+async def test_crashed_vite_is_restarted_on_the_next_request(
+    node: tuple[Proc, int, NodeEnv],
+) -> None:
+    _, port, _ = node
+    sid = (await create(port))["sessionId"]
+    assert (await get(port, f"/preview/{sid}/")).status == 200
+    pids = launcher_pids(sid)
+    assert len(pids) == 1
+    os.kill(pids[0], signal.SIGKILL)
+
+    async def idle() -> bool:
+        return (await session(port, sid))["status"] == "idle"
+
+    await wait_for(idle, 5)
+    assert (await get(port, f"/preview/{sid}/")).status == 200  # held while it restarts
+    assert launcher_pids(sid) and launcher_pids(sid) != pids
+
+
+async def test_id_rules_and_load_header(node: tuple[Proc, int, NodeEnv]) -> None:
+    _, port, _ = node
+    other = mint("node-1", KEYS)
+    resp = await get(port, f"/preview/{other}/")
+    assert resp.status == 404 and json.loads(resp.body)["code"] == "unknown_session"
+    forged = mint("node-0", parse_secrets("q" * 40))
+    assert (await get(port, f"/kontext/preview/{forged}")).status == 404
+    resp = await get(port, "/preview/some-project/")
+    assert resp.status == 404 and resp.header(b"x-preview-unknown-session") == b"1"
+    sid = (await create(port))["sessionId"]
+    resp = await api(port, "DELETE", f"/kontext/preview/{sid}")
+    assert resp.status == 200 and not launcher_pids(sid)
+    resp = await get(port, f"/preview/{sid}/")
+    assert resp.status == 410 and json.loads(resp.body)["code"] == "session_gone"
+    assert resp.header(
+        b"x-preview-node-load",
+    ).startswith(b"running=")  # type: ignore[union-attr]
+    resp = await api(
+        port, "POST", "/kontext/preview", {"files": {"a.txt": "x"}, "sessionId": "mine"}
+    )
+    assert resp.status == 422  # node-local creation never takes a client-chosen ID
+    resp = await api(
+        port, "PATCH", f"/kontext/preview/{(await create(port))['sessionId']}", {"ttlSeconds": 120}
+    )
+    assert resp.status == 200
+    left = json.loads(resp.body)
+    assert left["expiresAt"] < left["createdAt"][:11] + "99"  # ~2 minutes, not a day
+    listing = json.loads((await api(port, "GET", "/kontext/preview")).body)
+    assert listing["node"] == "node-0" and left["sessionId"] in {
+        s["sessionId"] for s in listing["sessions"]
+    }
+
+
+async def test_tooling_versions_never_trigger_an_install(node: tuple[Proc, int, NodeEnv]) -> None:
+    _, port, _ = node
+    pkg = {
+        "name": "gen",
+        "dependencies": {"react": "^19.0.0", "react-dom": "^19.0.0"},
+        "devDependencies": {"vite": "^5.4.0", "@vitejs/plugin-react": "^4.3.0", "typescript": "^5"},
+    }
+    obj = await create(port, packageJson=pkg)
+    assert obj["status"] == "starting"  # not "installing"
+    resp = await api(
+        port,
+        "POST",
+        "/kontext/preview",
+        {"files": app_files(), "packageJson": {"dependencies": {"x": "file:../x"}}},
+    )
+    assert resp.status == 422
+    resp = await api(
+        port,
+        "POST",
+        "/kontext/preview",
+        {"files": app_files(), "packageJson": {"dependencies": {"x": "git+https://h/x.git"}}},
+    )
+    assert resp.status == 422
+
+
+async def test_idle_stop_then_wake(tmp_path: Path) -> None:
+    env = NodeEnv(tmp_path)
+    with processes(tmp_path) as ps:
+        _, port = await trio.to_thread.run_sync(
+            lambda: ps.node(
+                "node-0",
+                env.data,
+                env.secret,
+                "--idle-seconds",
+                "1",
+                public_url=f"http://{PUBLIC_HOST}",
+            )
+        )
+        sid = (await create(port))["sessionId"]
+        assert (await get(port, f"/preview/{sid}/")).status == 200
+
+        async def idle() -> bool:
+            return (await session(port, sid))["status"] == "idle"
+
+        await wait_for(idle, 15, step=0.3)
+        assert not launcher_pids(sid)
+        t = time.monotonic()
+        assert (await get(port, f"/preview/{sid}/")).status == 200
+        print(f"wake -> first byte: {(time.monotonic() - t) * 1000:.0f} ms")
+        assert (await session(port, sid))["status"] == "ready"
+
+
+async def test_restart_serves_the_same_ids_and_files(tmp_path: Path) -> None:
+    env = NodeEnv(tmp_path)
+    with processes(tmp_path) as ps:
+        proc, port = await trio.to_thread.run_sync(
+            lambda: ps.node("node-0", env.data, env.secret, public_url=f"http://{PUBLIC_HOST}")
+        )
+        sid = (await create(port))["sessionId"]
+        await api(
+            port, "PUT", f"/kontext/preview/{sid}/files", {"files": {"src/extra.txt": "kept"}}
+        )
+        assert (await get(port, f"/preview/{sid}/")).status == 200
+        proc.signal(signal.SIGTERM)
+        assert await trio.to_thread.run_sync(lambda: proc.popen.wait(15)) == 0
+        assert not launcher_pids(sid)  # SIGTERM stopped its Vite
+        _, port2 = await trio.to_thread.run_sync(
+            lambda: ps.node("node-0", env.data, env.secret, public_url=f"http://{PUBLIC_HOST}")
+        )
+        assert (await session(port2, sid))["status"] == "idle"
+        assert (await get(port2, f"/preview/{sid}/")).status == 200
+        files = json.loads((await api(port2, "GET", f"/kontext/preview/{sid}/files")).body)["files"]
+        assert {"path": "src/extra.txt", "content": "kept", "encoding": "utf-8"} in files
+
+
+async def test_postinstall_never_runs_and_other_deps_are_installed_once(
+    node: tuple[Proc, int, NodeEnv],
+) -> None:
+    _, port, env = node
+    marker = env.tmp / "postinstall-ran"
+    pkg = {
+        "name": "gen",
+        "scripts": {
+            "preinstall": f"touch {marker}",
+            "postinstall": f"touch {marker}",
+            "prepare": f"touch {marker}",
+        },
+        "dependencies": {"react": "^19.0.0", "is-number": "7.0.0"},
+    }
+    files = {
+        **app_files(),
+        "src/num.js": "import isNumber from 'is-number';\nexport default isNumber(3);\n",
+    }
+    resp = await api(
+        port, "POST", "/kontext/preview?wait=ready", {"files": files, "packageJson": pkg}
+    )
+    obj = json.loads(resp.body)
+    assert resp.status == 201 and obj["status"] in ("installing", "ready"), obj
+
+    async def ready() -> bool:
+        s = await session(port, obj["sessionId"])
+        assert s["status"] != "failed", s
+        return bool(s["status"] == "ready")
+
+    await wait_for(ready, 120, step=0.5)
+    mod = await get(port, f"/preview/{obj['sessionId']}/src/num.js")
+    assert mod.status == 200 and b"is-number" in mod.body
+    assert not marker.exists()
+    sets = list((env.data / "cache" / "deps").iterdir())
+    assert len(sets) == 1
+    again = await api(port, "POST", "/kontext/preview", {"files": files, "packageJson": pkg})
+    assert json.loads(again.body)["status"] == "starting"  # the same set: no second install
