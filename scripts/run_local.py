@@ -1,0 +1,186 @@
+"""Start the platform on 127.0.0.1: two nodes and one router, plus a demo session.
+
+Everything lives under `run/` (gitignored): the ID secret, the ring file, each
+node's data dir and each process's log. A second run reuses them, so sessions
+survive. Ctrl-C stops every process (SIGTERM, then SIGKILL after 10 s).
+
+Ports: PREVIEW_LOCAL_ROUTER_PORT (8080), PREVIEW_LOCAL_NODE_PORT (9100; the
+second node takes the next one).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN = ROOT / "run"
+PY = str(ROOT / ".venv" / "bin" / "python")
+DEMO = ROOT / "examples" / "counter"
+DEMO_ID = "demo-counter"
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"run-local: {url} exited early; see {log}:\n{log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    sys.exit(f"run-local: {url} did not come up; see {log}")
+
+
+def demo_files() -> dict[str, str]:
+    return {str(p.relative_to(DEMO)): p.read_text() for p in DEMO.rglob("*") if p.is_file()}
+
+
+def api(method: str, url: str, body: object | None = None) -> tuple[int, dict[str, object]]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(
+        url, data=data, method=method, headers={"content-type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def main() -> int:
+    router_port = int(os.environ.get("PREVIEW_LOCAL_ROUTER_PORT", "8080"))
+    node_port = int(os.environ.get("PREVIEW_LOCAL_NODE_PORT", "9100"))
+    public = f"http://127.0.0.1:{router_port}"
+    (RUN / "logs").mkdir(parents=True, exist_ok=True)
+    secret = RUN / "secret"
+    if not secret.exists():
+        secret.write_text(secrets.token_urlsafe(48) + "\n")
+        secret.chmod(0o600)
+    ring = RUN / "ring.toml"
+    nodes = {f"node-{i}": node_port + i for i in range(2)}
+    ring.write_text(
+        "".join(
+            f'[[nodes]]\nname = "{n}"\nurl = "http://127.0.0.1:{p}"\nstate = "active"\n\n'
+            for n, p in nodes.items()
+        )
+    )
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(name: str, args: list[str], health: str) -> None:
+        log = RUN / "logs" / f"{name}.log"
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                args,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        procs.append((name, proc))
+        wait_healthy(health, proc, log)
+
+    def stop_all(*_: object) -> None:
+        for _, p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for name, p in procs:
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                print(f"run-local: {name} killed after 10 s")
+
+    try:
+        for name, port in nodes.items():
+            start(
+                name,
+                [
+                    PY,
+                    "-m",
+                    "previewnode",
+                    "--name",
+                    name,
+                    "--listen",
+                    f"127.0.0.1:{port}",
+                    "--data-dir",
+                    str(RUN / name),
+                    "--secret-file",
+                    str(secret),
+                    "--public-url",
+                    public,
+                    "--log-format",
+                    "text",
+                ],
+                f"http://127.0.0.1:{port}/healthz",
+            )
+        start(
+            "router",
+            [
+                PY,
+                "-m",
+                "router",
+                "--listen",
+                f"127.0.0.1:{router_port}",
+                "--ring",
+                str(ring),
+                "--secret-file",
+                str(secret),
+                "--log-format",
+                "text",
+            ],
+            f"{public}/readyz",
+        )
+        status, obj = api(
+            "POST",
+            f"{public}/kontext/preview?wait=ready",
+            {"files": demo_files(), "sessionId": DEMO_ID},
+        )
+        if status == 409:  # kept from an earlier run: the same URL serves again
+            status, obj = api("GET", f"{public}/kontext/preview/{DEMO_ID}")
+        if status not in (200, 201):
+            print(f"run-local: creating the demo session failed: {status} {obj}", file=sys.stderr)
+            return 1
+        print(
+            f"""
+Preview platform running on 127.0.0.1 (router {public}, nodes {", ".join(f"{n}:{p}" for n, p in nodes.items())})
+
+  Demo preview:  {obj["previewUrl"]}   (session {obj["sessionId"]}, node {obj["node"]}, {obj["status"]})
+
+  Edit it live:  .venv/bin/preview up examples/counter --session-id {DEMO_ID} --watch
+                 (or PUT {public}/kontext/preview/{DEMO_ID}/files with {{"files": {{"src/App.jsx": "..."}}}})
+  Your own app:  .venv/bin/preview up PATH/TO/APP --watch
+  Logs:          {RUN / "logs"}/{{router,node-0,node-1}}.log
+  Ring file:     {ring}   (edit it or use `.venv/bin/preview-router ring ...`: the router reloads it)
+
+Ctrl-C stops everything; sessions stay in {RUN}/node-*/ for the next run.""",
+            flush=True,
+        )
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        while all(p.poll() is None for _, p in procs):
+            time.sleep(0.5)
+        dead = [name for name, p in procs if p.poll() is not None]
+        print(
+            f"run-local: {', '.join(dead)} exited; stopping the rest (see the logs)",
+            file=sys.stderr,
+        )
+        return 1
+    except KeyboardInterrupt:
+        print("\nrun-local: stopping")
+        return 0
+    finally:
+        stop_all()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
