@@ -123,7 +123,7 @@ def test_browser_hmr_through_the_router_and_directly(browser: Browser, tmp_path:
         w.page.close()
         # The same through a node that is its own public URL (no router in the path).
         direct_port = free_port()
-        node, _ = c.ps.node(
+        c.ps.node(
             "node-direct",
             tmp_path / "direct",
             c.secret,
