@@ -273,6 +273,8 @@ class ClientConnection:
                 return
             keep = await self._run_handler(ex)
             if not keep:
+                if ex.status >= 400 and ex.conn.our_state in (h11.DONE, h11.MUST_CLOSE):
+                    await self._linger()  # e.g. a 413 sent before the body was read
                 return
             self.buf = bytearray(conn.trailing_data[0])
 
@@ -295,6 +297,25 @@ class ClientConnection:
         out += (conn.send(h11.Data(data=body)) or b"") + (conn.send(h11.EndOfMessage()) or b"")
         with trio.move_on_after(1), trio.CancelScope(shield=True), contextlib.suppress(ClientGone):
             await self.send(out)
+        await self._linger()
+
+    async def _linger(self, seconds: float = 1.0, limit: int = 1 << 20) -> None:
+        """Half-close, then read and drop what the client still sends, briefly.
+
+        Closing a socket with unread input makes the kernel send a reset, which can
+        destroy our error response before the client reads it (nginx's lingering_close).
+        """
+        with trio.move_on_after(seconds), trio.CancelScope(shield=True):
+            try:
+                await self.stream.send_eof()
+                seen = 0
+                while seen < limit:
+                    data = await self.stream.receive_some(READ_CHUNK)
+                    if not data:
+                        return
+                    seen += len(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                return
 
     async def _run_handler(self, ex: Exchange) -> bool:
         """Run the handler; answer its error if nothing was sent yet. True to keep the socket."""

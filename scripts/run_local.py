@@ -157,8 +157,8 @@ Preview platform running on 127.0.0.1 (router {public}, nodes {", ".join(f"{n}:{
 
   Demo preview:  {obj["previewUrl"]}   (session {obj["sessionId"]}, node {obj["node"]}, {obj["status"]})
 
-  Edit it live:  .venv/bin/preview up examples/counter --session-id {DEMO_ID} --watch
-                 (or PUT {public}/kontext/preview/{DEMO_ID}/files with {{"files": {{"src/App.jsx": "..."}}}})
+  Edit live:     .venv/bin/preview up examples/counter --watch   (a new session; edits push by HMR)
+  Edit the demo: PUT {public}/kontext/preview/{DEMO_ID}/files  {{"files": {{"src/App.jsx": "..."}}}}
   Your own app:  .venv/bin/preview up PATH/TO/APP --watch
   Logs:          {RUN / "logs"}/{{router,node-0,node-1}}.log
   Ring file:     {ring}   (edit it or use `.venv/bin/preview-router ring ...`: the router reloads it)
