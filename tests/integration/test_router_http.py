@@ -423,3 +423,32 @@ async def test_ring_change_is_used_within_2s_and_broken_file_keeps_old_ring(
     r.ring_path.write_text("[[nodes]]\nname = 'broken\n")
     await trio.sleep(1.2)
     assert (await get(r.port, f"/preview/{sid_b}/")).body == b"b"  # old ring still in force
+
+
+async def test_client_gone_cancels_the_upstream_request(
+    nursery: trio.Nursery, start_router: StartRouter
+) -> None:
+    """A client that hangs up while its request is held upstream frees the upstream socket."""
+    closed_at: list[float] = []
+
+    async def silent_upstream(stream: trio.SocketStream) -> None:
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += await stream.receive_some(4096)
+        while await stream.receive_some(4096):  # never answers; waits for the router to give up
+            pass
+        closed_at.append(time.monotonic())
+
+    listeners = await nursery.start(trio.serve_tcp, silent_upstream, 0)
+    r = await start_router({"node-0": listeners[0].socket.getsockname()[1]})
+    stream = await trio.open_tcp_stream("127.0.0.1", r.port)
+    await stream.send_all(
+        f"GET /preview/{mint('node-0', r.keys)}/ HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    )
+    await trio.sleep(0.5)  # held upstream
+    gone = time.monotonic()
+    await stream.aclose()
+    with trio.fail_after(3):
+        while not closed_at:
+            await trio.sleep(0.02)
+    assert closed_at[0] - gone < 1.0
