@@ -276,7 +276,8 @@ class ClientConnection:
                 if ex.status >= 400 and ex.conn.our_state in (h11.DONE, h11.MUST_CLOSE):
                     await self._linger()  # e.g. a 413 sent before the body was read
                 return
-            self.buf = bytearray(conn.trailing_data[0])
+            # bytes h11 read past this request come first, then any the proxy read meanwhile
+            self.buf = bytearray(conn.trailing_data[0]) + self.buf
 
     async def _answer_early(self, exc: PreviewError) -> None:
         """Answer a request we could not parse: no h11 state to trust, so write bytes directly."""

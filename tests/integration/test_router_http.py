@@ -452,3 +452,34 @@ async def test_client_gone_cancels_the_upstream_request(
         while not closed_at:
             await trio.sleep(0.02)
     assert closed_at[0] - gone < 1.0
+
+
+async def test_pipelined_request_behind_a_slow_one_is_kept(
+    nursery: trio.Nursery, start_router: StartRouter
+) -> None:
+    """While waiting on a slow upstream the router watches the client; bytes it reads then
+    (the next pipelined request) must still be served, in order."""
+
+    async def respond(seen: Seen) -> Reply:
+        if seen.target.endswith(b"/slow"):
+            await trio.sleep(0.6)
+        return Reply(200, [], [seen.target.rsplit(b"/", 1)[1]])
+
+    up = Upstream(respond)
+    await nursery.start(up.serve)
+    r = await start_router({"node-0": up.port}, header_timeout=1.5)
+    sid = mint("node-0", r.keys)
+    stream = await trio.open_tcp_stream("127.0.0.1", r.port)
+    await stream.send_all(f"GET /preview/{sid}/slow HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    await trio.sleep(0.3)  # the router is now watching this client while it waits upstream
+    await stream.send_all(f"GET /preview/{sid}/fast HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    out = b""
+    with trio.move_on_after(4):
+        while out.count(b"HTTP/1.1 200") < 2 or not out.endswith(b"fast"):
+            chunk = await stream.receive_some(4096)
+            if not chunk:
+                break
+            out += chunk
+    await stream.aclose()
+    assert out.count(b"HTTP/1.1 200") == 2, out
+    assert out.index(b"slow") < out.index(b"fast")
