@@ -51,7 +51,7 @@ from router.session_id import (
     is_valid_hashed_id,
     placement_token,
 )
-from router.tunnel import tunnel
+from router.tunnel import finish_upgrade
 from router.upstream import ConnectFailed, ConnectTimeout, UpstreamPool
 
 log = logging.getLogger("preview.access")
@@ -148,14 +148,7 @@ class RouterApp:
                 node_name = decision.nodes[0].name
                 if decision.route_class == "api":
                     self._authorize(ex)
-                if ex.upgrade and decision.route_class == "preview":
-                    st.inflight -= 1  # a tunnel is not an in-flight request for draining
-                    try:
-                        await self._tunnel(ex, decision.nodes[0])
-                    finally:
-                        st.inflight += 1
-                else:
-                    node_name = await self._forward(ex, decision)
+                node_name = await self._forward(ex, decision)
             elif isinstance(decision, Create):
                 self._authorize(ex)
                 node_name = await self._create(ex)
@@ -254,29 +247,29 @@ class RouterApp:
             if resp.header(UNKNOWN_MARK) is not None and i + 1 < len(nodes):
                 await discard_response(resp, self.pool)
                 continue
-            await relay_response(ex, resp, self.pool, self.policy)
+            if ex.upgrade and decision.route_class == "preview":
+                await self._splice(ex, node, resp)
+            else:
+                await relay_response(ex, resp, self.pool, self.policy)
             return node.name
         raise AssertionError("unreachable: the last node's answer is always relayed")
 
-    async def _tunnel(self, ex: Exchange, node: Node) -> None:
+    async def _splice(self, ex: Exchange, node: Node, resp: UpstreamResponse) -> None:
+        """Finish an upgrade; an open tunnel counts as a tunnel, not an in-flight request."""
         gauge = metrics.OPEN_WEBSOCKETS.labels(node.name)
+        st = self.state
 
         def opened() -> None:
-            self.state.tunnels += 1
+            st.inflight -= 1
+            st.tunnels += 1
             gauge.inc()
 
         def closed() -> None:
-            self.state.tunnels -= 1
+            st.tunnels -= 1
+            st.inflight += 1
             gauge.dec()
 
-        try:
-            await tunnel(ex, self.pool, (node.host, node.port), self.policy, opened, closed)
-        except UpstreamRefused:
-            metrics.UPSTREAM_ERRORS.labels(node.name, "refused").inc()
-            raise
-        except UpstreamTimeout:
-            metrics.UPSTREAM_ERRORS.labels(node.name, "timeout").inc()
-            raise
+        await finish_upgrade(ex, resp, self.pool, self.policy, opened, closed)
 
     def _candidates(self, ring: Ring, sid: str | None, affinity: str | None) -> list[Node]:
         if affinity or sid:

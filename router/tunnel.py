@@ -82,9 +82,20 @@ async def tunnel(
     on_activity: Activity | None = None,
 ) -> int:
     """Forward an upgrade request; splice on 101, else relay the refusal. Returns the status."""
-    resp: UpstreamResponse = await exchange_head(
-        ex, pool, addr, policy, body=b"" if ex.has_body else None
-    )
+    resp = await exchange_head(ex, pool, addr, policy, body=b"" if ex.has_body else None)
+    return await finish_upgrade(ex, resp, pool, policy, on_open, on_close, on_activity)
+
+
+async def finish_upgrade(
+    ex: Exchange,
+    resp: UpstreamResponse,
+    pool: UpstreamPool,
+    policy: ForwardPolicy,
+    on_open: Callable[[], None] | None = None,
+    on_close: Callable[[], None] | None = None,
+    on_activity: Activity | None = None,
+) -> int:
+    """Given the upstream's answer to an upgrade: splice on 101, else relay it as a response."""
     if resp.status != 101:
         await relay_response(ex, resp, pool, policy)
         return resp.status

@@ -133,3 +133,21 @@ async def test_upgrade_to_a_silent_upstream_times_out(
     r = await start_router({"node-0": hang.port}, upstream_timeout=0.5)
     out = await raw_exchange(r.port, _handshake(f"/preview/{mint('node-0', r.keys)}/hmr"), wait=4)
     assert out.startswith(b"HTTP/1.1 504 ")
+
+
+async def test_hashed_id_websocket_falls_back_to_the_node_that_holds_it(
+    nursery: trio.Nursery, start_router: StartRouter
+) -> None:
+    """After a ring change a hashed ID's owner may not hold it: the upgrade goes on to the next node."""
+    marker = Upstream(lambda s: Reply(404, [(b"x-preview-unknown-session", b"1")], [b"{}"]))
+    await nursery.start(marker.serve)
+    server = await nursery.start(serve_websocket, _echo_server, "127.0.0.1", 0, None)
+    r = await start_router({"node-a": marker.port, "node-b": server.port})
+    ring = r.service.state.ring.value
+    sid = next(f"p{i}" for i in range(1000) if ring.route(f"p{i}")[0].name == "node-a")
+    async with open_websocket_url(
+        f"ws://127.0.0.1:{r.port}/preview/{sid}/hmr", subprotocols=["vite-hmr"]
+    ) as ws:
+        await ws.send_message("hi")
+        assert await ws.get_message() == "echo:hi"
+    assert marker.seen and marker.seen[0].header(b"upgrade") == b"websocket"
