@@ -36,6 +36,7 @@ from previewnode.deps import DependencyInstaller, plan
 from previewnode.runner import Runner, link_node_modules
 from previewnode.sessions import Record, Session, SessionStore
 from previewnode.workspace import Limits, apply_update, read_tree, write_tree
+from router import logs
 from router.app import check_token
 from router.errors import (
     BadRequest,
@@ -179,20 +180,8 @@ class NodeApp:
             self._record(ex, route)
 
     def _record(self, ex: Exchange, route: str) -> None:
-        status = ex.status
-        metrics.REQUESTS.labels(route, str(status)).inc()
-        if log.isEnabledFor(logging.INFO):
-            log.info(
-                "request",
-                extra={
-                    "request_id": ex.request_id.decode(),
-                    "method": ex.method.decode("ascii", "replace"),
-                    "path": ex.target.decode("latin-1")[:512],
-                    "status": status,
-                    "route": route,
-                    "duration_ms": round((time.perf_counter() - ex.started_at) * 1000, 3),
-                },
-            )
+        metrics.REQUESTS.labels(route, str(ex.status)).inc()
+        logs.access(ex, route, node=self.cfg.name)
 
     def _authorize(self, ex: Exchange) -> None:
         if self.tokens is not None and not check_token(

@@ -23,7 +23,7 @@ from previewnode.runner import Runner
 from previewnode.sessions import SessionStore
 from router.app import parse_tokens
 from router.livefile import LiveFile
-from router.server import HTTPServer, ServerLimits, open_listeners
+from router.server import AdminOnly, HTTPServer, ServerLimits, open_listeners
 from router.session_id import Keys, is_valid_node_name, parse_secrets
 from router.upstream import UpstreamPool
 
@@ -60,19 +60,12 @@ class NodeService:
         self.installer = DependencyInstaller(cfg.runtime_dir, cfg.cache_dir)
         self.runner = Runner(cfg, self.store, self.installer)
         self.pool = UpstreamPool(cfg.connect_timeout, VITE_POOL_IDLE_SECONDS)
-        self.app = NodeApp(
-            cfg,
-            self.store,
-            self.runner,
-            self.installer,
-            self.keys,
-            self.tokens,
-            self.pool,
-            metrics_here=cfg.admin_listen is None,
-        )
+        self.app = self._node_app(metrics_here=cfg.admin_listen is None)
         limits = ServerLimits(header_timeout=cfg.header_timeout)
         self.server = HTTPServer(self.app, limits)
-        self.admin = HTTPServer(self._admin_app(), limits) if cfg.admin_listen else None
+        # The admin listener answers /metrics (and health) only; it shares the drain flag.
+        self.admin_app = self._node_app(metrics_here=True)
+        self.admin = HTTPServer(AdminOnly(self.admin_app), limits) if cfg.admin_listen else None
         metrics.install_collector(metrics.SessionCollector(self._statuses, self.runner.vite_pids))
         self._stop = trio.Event()
         self.listeners: list[trio.SocketListener] = []
@@ -81,7 +74,7 @@ class NodeService:
             extra={"node": cfg.name, "sessions": loaded, "secrets": self.keys.value.fingerprints},
         )
 
-    def _admin_app(self) -> NodeApp:
+    def _node_app(self, *, metrics_here: bool) -> NodeApp:
         return NodeApp(
             self.cfg,
             self.store,
@@ -90,7 +83,7 @@ class NodeService:
             self.keys,
             self.tokens,
             self.pool,
-            metrics_here=True,
+            metrics_here=metrics_here,
         )
 
     def _statuses(self) -> dict[str, int]:
@@ -130,7 +123,7 @@ class NodeService:
 
     async def _drain(self) -> None:
         log.info("draining", extra={"inflight": self.app.inflight})
-        self.app.draining = True
+        self.app.draining = self.admin_app.draining = True
         self.server.accepting = False
         for listener in self.listeners:
             await listener.aclose()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hmac
 import json
-import logging
 import os
 import time
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 import msgspec
 import trio
 
-from router import metrics
+from router import logs, metrics
 from router.errors import (
     BadRequest,
     InvalidContent,
@@ -54,7 +53,6 @@ from router.session_id import (
 from router.tunnel import finish_upgrade
 from router.upstream import ConnectFailed, ConnectTimeout, UpstreamPool
 
-log = logging.getLogger("preview.access")
 UNKNOWN_MARK = b"x-preview-unknown-session"
 LOAD_HEADER = b"x-preview-node-load"
 
@@ -173,19 +171,7 @@ class RouterApp:
         elapsed = time.perf_counter() - ex.started_at
         metrics.REQUESTS.labels(route_class, str(ex.status)).inc()
         metrics.LATENCY.labels(route_class).observe(elapsed)
-        if log.isEnabledFor(logging.INFO):
-            log.info(
-                "request",
-                extra={
-                    "request_id": ex.request_id.decode(),
-                    "method": ex.method.decode("ascii", "replace"),
-                    "path": ex.target.decode("latin-1")[:512],
-                    "status": ex.status,
-                    "node": node,
-                    "route": route_class,
-                    "duration_ms": round(elapsed * 1000, 3),
-                },
-            )
+        logs.access(ex, route_class, node=node)
 
     def _authorize(self, ex: Exchange) -> None:
         tokens = self.state.tokens

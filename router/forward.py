@@ -11,6 +11,7 @@ before any response byte is sent once more on a fresh connection (CONTRACT §2).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -276,27 +277,12 @@ async def discard_response(
     resp: UpstreamResponse, pool: UpstreamPool, limit: int = 1 << 20
 ) -> None:
     """Read and drop a (small) response body so its connection can be reused."""
-    up = resp.up
-    seen = 0
-    try:
-        while True:
-            event = await up.next_event()
-            if isinstance(event, h11.Data):
-                seen += len(event.data)
-                if seen > limit:
-                    break
-            elif isinstance(event, h11.EndOfMessage):
-                await pool.release(up)
-                return
-            else:
-                break
-    except PreviewError:
-        pass
-    await up.aclose()
+    with contextlib.suppress(PreviewError):
+        await read_response_body(resp, pool, limit)
 
 
 async def read_response_body(resp: UpstreamResponse, pool: UpstreamPool, limit: int) -> bytes:
-    """A whole (bounded) response body, e.g. a create answer the router inspects."""
+    """A whole (bounded) response body; the connection is pooled after, or closed on error."""
     up = resp.up
     parts: list[bytes] = []
     size = 0

@@ -9,6 +9,10 @@ import json
 import logging
 import sys
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from router.server import Exchange
 
 _STD = set(vars(logging.makeLogRecord({})))
 
@@ -28,6 +32,27 @@ class JSONFormatter(logging.Formatter):
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
+
+
+_access = logging.getLogger("preview.access")
+
+
+def access(ex: Exchange, route: str, **fields: object) -> None:
+    """One JSON line per request: request ID, method, path, status, route, duration."""
+    if not _access.isEnabledFor(logging.INFO):
+        return
+    _access.info(
+        "request",
+        extra={
+            "request_id": ex.request_id.decode(),
+            "method": ex.method.decode("ascii", "replace"),
+            "path": ex.target.decode("latin-1")[:512],
+            "status": ex.status,
+            "route": route,
+            "duration_ms": round((time.perf_counter() - ex.started_at) * 1000, 3),
+            **fields,
+        },
+    )
 
 
 def setup(fmt: str, level: str) -> None:

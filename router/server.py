@@ -26,6 +26,7 @@ import trio
 from router.errors import (
     BadRequest,
     MalformedHTTP,
+    NotFound,
     OverCapacity,
     PreviewError,
     RequestTimeout,
@@ -343,6 +344,21 @@ class ClientConnection:
             except (MalformedHTTP, ClientGone):
                 return False
         return conn.our_state is h11.DONE and conn.their_state is h11.DONE
+
+
+class AdminOnly:
+    """The handler of an `--admin-listen` port: /metrics, /healthz and /readyz, nothing else."""
+
+    PATHS = frozenset({b"/metrics", b"/healthz", b"/readyz"})
+
+    def __init__(self, app: Handler) -> None:
+        self.app = app
+
+    async def handle(self, ex: Exchange) -> None:
+        if ex.target.partition(b"?")[0] not in self.PATHS:
+            await ex.respond_error(NotFound())
+            return
+        await self.app.handle(ex)
 
 
 def _peer_of(stream: trio.SocketStream) -> str:

@@ -21,7 +21,7 @@ from router.app import RouterApp, RouterState, parse_tokens, router_policy
 from router.headers import parse_trusted
 from router.livefile import LiveFile
 from router.ring import Ring, parse_ring
-from router.server import HTTPServer, ServerLimits, open_listeners
+from router.server import AdminOnly, HTTPServer, ServerLimits, open_listeners
 from router.session_id import Keys, parse_secrets
 from router.upstream import UpstreamPool
 
@@ -95,7 +95,9 @@ class RouterService:
         self.server = HTTPServer(self.app, limits, metrics.OPEN_CONNECTIONS.set)
         self.admin = (
             HTTPServer(
-                RouterApp(self.state, self.pool, policy, max_body_bytes=0, metrics_here=True),
+                AdminOnly(
+                    RouterApp(self.state, self.pool, policy, max_body_bytes=0, metrics_here=True)
+                ),
                 limits,
             )
             if cfg.admin_listen

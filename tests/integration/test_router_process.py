@@ -123,6 +123,8 @@ async def test_workers_share_the_socket_and_metrics_aggregate(
         for _ in range(40):  # separate connections, so both workers take some
             assert (await get(port, "/healthz")).status == 200
         assert (await get(port, "/metrics")).status == 404  # metrics only on the admin listener
+        sid = mint("node-0", parse_secrets(SECRET))
+        assert (await get(admin, f"/preview/{sid}/")).status == 404  # and nothing else is there
         body = (await get(admin, "/metrics")).body.decode()
         counts = [
             float(m)
