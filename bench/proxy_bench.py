@@ -727,6 +727,7 @@ CATEGORIES: list[tuple[str, frozenset[str] | None, str]] = [
      "/trio/_core/_run.py"),
     ("trio nursery (client watch task)", frozenset({"_watching_client"}), "/router/forward.py"),
     ("logging", None, "/logging/"),
+    ("router/logs.py (access log)", None, "/router/logs.py"),
     ("metrics (prometheus_client)", None, "/prometheus_client/"),
     ("RouterApp._record (metrics+log)", frozenset({"_record"}), "/router/app.py"),
     ("routing.route (incl. ID verify)", frozenset({"route"}), "/router/routing.py"),
@@ -1005,6 +1006,8 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"missing: {', '.join(missing)} (apt-get install nginx nghttp2-client util-linux)")
         return 2
+    # Explicit, so Ctrl-C works even when started with SIGINT ignored (a `cmd &` in a script).
+    signal.signal(signal.SIGINT, _raise_interrupt)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     if args.load_core is not None:
         os.sched_setaffinity(0, {args.load_core})  # the WebSocket client runs here

@@ -242,9 +242,7 @@ class NodeApp:
             s.save()
             await self.respond_json(ex, 200, session_object(s, self.cfg))
         elif tail is None and method == "DELETE":
-            await self.runner.stop_and_wait(s)
-            self.store.remove(s)
-            self.runner.plans.pop(s.id, None)
+            await self.runner.remove(s)
             await self.respond_json(ex, 200, session_object(s, self.cfg))
         elif tail == "files" and method == "PUT":
             await self._update(ex, s)

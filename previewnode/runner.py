@@ -26,10 +26,22 @@ from previewnode.config import NodeConfig
 from previewnode.deps import DependencyInstaller, InstallFailed, Plan, plan, requested
 from previewnode.devserver import BuildError, DevServer, DevServerConfig, DevServerFailed
 from previewnode.sessions import Session, SessionStore
-from router.errors import OverCapacity, PreviewError, SessionFailed, Starting
+from router.errors import (
+    NotHeldHere,
+    OverCapacity,
+    PreviewError,
+    SessionFailed,
+    SessionGone,
+    Starting,
+)
 
 log = logging.getLogger("preview.runner")
 MAX_BACKOFF = 10.0
+
+
+def gone(s: Session) -> PreviewError:
+    """What a request for a removed session gets: 410 for minted IDs, 404 for chosen ones."""
+    return NotHeldHere() if s.record.hashed else SessionGone()
 
 
 def backoff(failures: int) -> float:
@@ -69,6 +81,8 @@ class Runner:
 
     def start(self, s: Session) -> None:
         """Begin starting `s`'s dev server in the background (no-op if it runs or is starting)."""
+        if s.removed:
+            raise gone(s)
         if s.busy or self.nursery is None:
             return
         running = self.running()
@@ -114,6 +128,8 @@ class Runner:
         deadline = trio.current_time() + hold
         held = False
         while True:
+            if s.removed:
+                raise gone(s)
             if s.status == "ready" and s.port is not None:
                 if held:
                     metrics.HELD.labels("served").inc()
@@ -154,6 +170,11 @@ class Runner:
                     "dependency install failed",
                     extra={"session_id": s.id, "error": str(exc)[-500:]},
                 )
+            except Exception as exc:  # e.g. the workspace vanished: cost one session, not the node
+                log.error(
+                    "preparing the dev server failed", exc_info=exc, extra={"session_id": s.id}
+                )
+                self._crashed(s, f"preparing failed: {exc}", "")
             else:
                 await self._serve(s, node_modules)
         s.port = s.pid = None
@@ -246,6 +267,14 @@ class Runner:
         if s.scope is not None:
             s.scope.cancel()
 
+    async def remove(self, s: Session) -> None:
+        """Delete a session: nobody may start it again, then stop its Vite, then drop its files."""
+        s.removed = True
+        s.notify()  # held requests see `removed` and answer 410/404 instead of restarting it
+        await self.stop_and_wait(s)
+        self.store.remove(s)
+        self.plans.pop(s.id, None)
+
     async def stop_and_wait(self, s: Session) -> None:
         self.stop(s)
         with trio.move_on_after(10):
@@ -258,9 +287,7 @@ class Runner:
         for s in self.store:
             if s.record.expires_at <= now:
                 log.info("session expired", extra={"session_id": s.id})
-                await self.stop_and_wait(s)
-                self.store.remove(s)
-                self.plans.pop(s.id, None)
+                await self.remove(s)
             elif (
                 s.busy
                 and s.status == "ready"

@@ -83,6 +83,7 @@ class Session:
     retry_at: float = 0.0
     started_at: float = 0.0
     open_sockets: int = 0
+    removed: bool = False  # deleted or expired: never started again, waiters get 410/404
 
     @property
     def id(self) -> str:
@@ -172,6 +173,7 @@ class SessionStore:
         return self.cache_root / sid
 
     def remove(self, session: Session) -> None:
+        session.removed = True
         self.sessions.pop(session.id, None)
         self._remove_dir(session.id)
 
