@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 import trio
@@ -128,7 +129,7 @@ class RouterApp:
         self.max_body = max_body_bytes
         self.metrics_here = metrics_here
         self._random_key = choose or (lambda: os.urandom(12).hex())
-        self._counters: dict[tuple[str, int], object] = {}
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     async def handle(self, ex: Exchange) -> None:
         st = self.state
@@ -169,8 +170,15 @@ class RouterApp:
 
     def _record(self, ex: Exchange, route_class: str, node: str) -> None:
         elapsed = time.perf_counter() - ex.started_at
-        metrics.REQUESTS.labels(route_class, str(ex.status)).inc()
-        metrics.LATENCY.labels(route_class).observe(elapsed)
+        key = (route_class, ex.status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                metrics.REQUESTS.labels(route_class, str(ex.status)),
+                metrics.LATENCY.labels(route_class),
+            )
+        children[0].inc()
+        children[1].observe(elapsed)
         logs.access(ex, route_class, node=node)
 
     def _authorize(self, ex: Exchange) -> None:

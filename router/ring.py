@@ -16,6 +16,7 @@ import hashlib
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -44,11 +45,11 @@ class Node:
     state: NodeState = "active"
     weight: int = 1
 
-    @property
+    @cached_property
     def host(self) -> str:
         return urlsplit(self.url).hostname or ""
 
-    @property
+    @cached_property
     def port(self) -> int:
         return urlsplit(self.url).port or 80
 

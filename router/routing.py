@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -93,10 +94,14 @@ def split_target(raw: str) -> Target:
     return Target(path, query)
 
 
+# A verified (ID, keys) pair stays verified: cache it; new keys make new cache entries.
+_verify_cached = lru_cache(maxsize=65536)(verify)
+
+
 def session_nodes(session_id: str, ring: Ring, keys: Keys) -> tuple[tuple[Node, ...], bool]:
     """Nodes to try for a session ID, and whether the ID is encoded."""
     if is_encoded(session_id):
-        owner = verify(session_id, keys)
+        owner = _verify_cached(session_id, keys)
         node = ring.get(owner) if owner else None
         if node is None:
             raise UnknownSession()
