@@ -105,7 +105,7 @@ class NodeApp:
     # -- shared -----------------------------------------------------------------------------
 
     def load_headers(self) -> Headers:
-        running = sum(1 for s in self.store if s.busy)
+        running = len(self.runner.running())
         cfg = self.cfg
         value = (
             f"running={running}/{cfg.max_running}; sessions={len(self.store)}/{cfg.max_sessions}"

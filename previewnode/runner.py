@@ -72,7 +72,9 @@ class Runner:
         self.plans: dict[str, Plan] = {}
 
     def running(self) -> list[Session]:
-        return [s for s in self.store if s.busy]
+        """Sessions whose dev server runs or is starting, minus those already being stopped
+        (counting those would let a burst of creates stop the same one over and over)."""
+        return [s for s in self.store if s.busy and not s.stopping]
 
     def vite_pids(self) -> list[int]:
         return [s.pid for s in self.store if s.pid is not None]
@@ -179,6 +181,7 @@ class Runner:
                 await self._serve(s, node_modules)
         s.port = s.pid = None
         s.scope = None
+        s.stopping = False
         if s.status in ("ready", "starting", "installing"):
             s.status = "idle"
         s.notify()
@@ -265,6 +268,7 @@ class Runner:
 
     def stop(self, s: Session) -> None:
         if s.scope is not None:
+            s.stopping = True
             s.scope.cancel()
 
     async def remove(self, s: Session) -> None:

@@ -84,6 +84,7 @@ class Session:
     started_at: float = 0.0
     open_sockets: int = 0
     removed: bool = False  # deleted or expired: never started again, waiters get 410/404
+    stopping: bool = False  # its dev server was told to stop and no longer counts as running
 
     @property
     def id(self) -> str:
