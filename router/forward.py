@@ -25,6 +25,7 @@ from router.headers import (
     downstream_response_headers,
     get,
     is_trusted,
+    plain,
     upstream_request_headers,
 )
 from router.headers import Network as TrustedNetwork
@@ -53,13 +54,17 @@ class UpstreamResponse:
 
     up: UpstreamConnection
     response: h11.Response | h11.InformationalResponse
+    headers: Headers = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.headers = plain(self.response.headers)
 
     @property
     def status(self) -> int:
         return self.response.status_code
 
     def header(self, name: bytes) -> bytes | None:
-        return get(self.response.headers, name)
+        return get(self.headers, name)
 
 
 def build_request(
@@ -214,10 +219,10 @@ async def relay_response(
     """Stream the upstream's response to the client, then pool or close the upstream."""
     up = resp.up
     response = resp.response
-    chunked = get(response.headers, b"transfer-encoding") is not None
-    cl = get(response.headers, b"content-length")
+    chunked = resp.header(b"transfer-encoding") is not None
+    cl = resp.header(b"content-length")
     headers = downstream_response_headers(
-        response.headers,
+        resp.headers,
         request_id=ex.request_id,
         content_length=int(cl) if cl is not None and not chunked else None,
         chunked=chunked,
@@ -347,4 +352,4 @@ async def simple_request(
         raise
     resp = UpstreamResponse(up, response)
     body = await read_response_body(resp, pool, limit)
-    return resp.status, list(response.headers), body
+    return resp.status, resp.headers, body

@@ -37,6 +37,18 @@ _REQUEST_ID_RE = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+def plain(headers: Iterable[tuple[bytes, bytes]]) -> Headers:
+    """h11's parsed headers as a plain list of (lower-case name, value).
+
+    h11's `Headers` iterates through the generic `Sequence` protocol, slowly, on every
+    lookup; its private `_full_items` (h11 < 0.17 is pinned) holds the same pairs.
+    """
+    items = getattr(headers, "_full_items", None)
+    if items is None:
+        return list(headers)
+    return [(name, value) for _, name, value in items]
+
+
 def parse_trusted(spec: str) -> tuple[Network, ...]:
     return tuple(
         ipaddress.ip_network(p.strip(), strict=False) for p in spec.split(",") if p.strip()

@@ -35,7 +35,7 @@ from router.errors import (
     status_for,
 )
 from router.errors import reason as http_reason
-from router.headers import Headers, get, is_websocket_upgrade, request_id
+from router.headers import Headers, get, is_websocket_upgrade, plain, request_id
 from router.headscan import MAX_HEAD, HeadInfo, find_head_end, scan_head
 
 log = logging.getLogger("preview.http")
@@ -84,7 +84,7 @@ class Exchange:
         self.conn = conn
         self.method: bytes = req.method
         self.target: bytes = req.target
-        self.headers: Headers = list(req.headers)
+        self.headers: Headers = plain(req.headers)
         self.http_version: bytes = req.http_version
         self.info = info
         self.peer = client.peer

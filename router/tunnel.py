@@ -99,7 +99,7 @@ async def finish_upgrade(
     if resp.status != 101:
         await relay_response(ex, resp, pool, policy)
         return resp.status
-    headers = end_to_end(resp.response.headers, policy.strip_response)
+    headers = end_to_end(resp.headers, policy.strip_response)
     headers += [(b"connection", b"Upgrade"), (b"upgrade", resp.header(b"upgrade") or b"websocket")]
     if policy.extra_response_headers is not None:
         headers.extend(policy.extra_response_headers())
