@@ -465,3 +465,63 @@ async def test_max_running_holds_under_a_burst_of_creates(tmp_path: Path) -> Non
             and load.startswith(b"running=")
             and int(load.split(b"=")[1].split(b"/")[0]) <= 2
         )
+
+
+async def test_failed_install_marks_the_session_failed_with_npms_error(
+    node: tuple[Proc, int, NodeEnv],
+) -> None:
+    _, port, _ = node
+    pkg = {
+        "name": "gen",
+        "dependencies": {"react": "^19.0.0", "preview-no-such-package-7f3a9c": "1.0.0"},
+    }
+    resp = await api(port, "POST", "/kontext/preview", {"files": app_files(), "packageJson": pkg})
+    sid = json.loads(resp.body)["sessionId"]
+
+    async def failed() -> dict[str, Any] | None:
+        s = await session(port, sid)
+        return s if s["status"] == "failed" else None
+
+    s = await wait_for(failed, 120, step=0.5)
+    assert "preview-no-such-package-7f3a9c" in s["error"] or "404" in s["error"], s["error"]
+    page = await get(port, f"/preview/{sid}/", [(b"accept", b"text/html")])
+    assert page.status == 502 and page.header(b"content-type").startswith(b"text/html")  # type: ignore[union-attr]
+    assert b"session_failed" in page.body
+    api_answer = await get(port, f"/preview/{sid}/src/main.jsx")
+    assert api_answer.status == 502 and json.loads(api_answer.body)["code"] == "session_failed"
+
+
+async def test_metrics_describe_sessions_and_vites(node: tuple[Proc, int, NodeEnv]) -> None:
+    _, port, _ = node
+    sid = (await create(port))["sessionId"]
+    assert (await get(port, f"/preview/{sid}/")).status == 200
+    body = (await get(port, "/metrics")).body.decode()
+    for name in (
+        'preview_node_sessions{status="ready"}',
+        "preview_node_running_vites",
+        "preview_node_vite_rss_bytes",
+        "preview_node_vite_starts_total",
+        "preview_node_vite_crashes_total",
+        "preview_node_vite_start_seconds_bucket",
+        "preview_node_create_to_ready_seconds_bucket",
+        "preview_node_wakes_total",
+        "preview_node_installs_total",
+        "preview_node_held_requests_total",
+        'preview_node_requests_total{route="preview",status="200"}',
+    ):
+        assert name in body, name
+    running = float(
+        next(
+            line.split()[1]
+            for line in body.splitlines()
+            if line.startswith("preview_node_running_vites ")
+        )
+    )
+    rss = float(
+        next(
+            line.split()[1]
+            for line in body.splitlines()
+            if line.startswith("preview_node_vite_rss_bytes ")
+        )
+    )
+    assert running >= 1 and rss > 50e6  # at least one real Vite, tens of MB each
