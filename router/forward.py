@@ -25,12 +25,20 @@ from router.headers import (
     downstream_response_headers,
     get,
     is_trusted,
-    plain,
     upstream_request_headers,
 )
 from router.headers import Network as TrustedNetwork
+from router.http1 import (
+    NEED_DATA,
+    End,
+    Event,
+    ResponseHead,
+    encode_chunk,
+    last_chunk,
+    serialize_head,
+)
 from router.server import ClientGone, Exchange
-from router.upstream import READ_CHUNK, UpstreamConnection, UpstreamPool
+from router.upstream import UpstreamConnection, UpstreamPool
 
 FLUSH_AT = 64 * 1024
 # How long to wait for a response head before also watching the client for a hang-up:
@@ -53,18 +61,27 @@ class UpstreamResponse:
     """A response head read from upstream, with the connection its body is still on."""
 
     up: UpstreamConnection
-    response: h11.Response | h11.InformationalResponse
-    headers: Headers = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.headers = plain(self.response.headers)
+    response: ResponseHead
 
     @property
     def status(self) -> int:
-        return self.response.status_code
+        return self.response.status
+
+    @property
+    def headers(self) -> Headers:
+        return self.response.headers
 
     def header(self, name: bytes) -> bytes | None:
-        return get(self.headers, name)
+        return get(self.response.headers, name)
+
+
+@dataclass(slots=True)
+class OutRequest:
+    """A request as it goes upstream: its head already serialized, and its body framing."""
+
+    method: bytes
+    head: bytes
+    chunked: bool
 
 
 def build_request(
@@ -73,7 +90,7 @@ def build_request(
     body_length: int | None,
     chunked: bool,
     extra_headers: Sequence[tuple[bytes, bytes]] = (),
-) -> h11.Request:
+) -> OutRequest:
     headers = upstream_request_headers(
         ex.headers,
         peer=ex.peer,
@@ -86,37 +103,36 @@ def build_request(
     if policy.drop_request:
         headers = [(k, v) for k, v in headers if k not in policy.drop_request]
     headers.extend(extra_headers)
-    # `_parsed=True` (h11 < 0.17, pinned): the names and values were validated when h11
-    # parsed them from the client, and the ones we add are ours; skip validating twice.
-    return h11.Request(method=ex.method, target=ex.target, headers=headers, _parsed=True)
+    # Names and values were validated when h11 parsed them from the client (and the
+    # target by headscan and h11); the ones we add are ours.
+    return OutRequest(ex.method, serialize_head(ex.method, ex.target, headers), chunked)
 
 
-async def _send_buffered(up: UpstreamConnection, request: h11.Request, body: bytes) -> None:
-    out = up.conn.send(request) or b""
-    if body:
-        out += up.conn.send(h11.Data(data=body)) or b""
-    out += up.conn.send(h11.EndOfMessage()) or b""
-    await up.send(out)
+async def _send_buffered(up: UpstreamConnection, request: OutRequest, body: bytes) -> None:
+    up.reader.expect_response(request.method == b"HEAD")
+    await up.send(request.head + body if body else request.head)
 
 
-async def _send_streamed(up: UpstreamConnection, request: h11.Request, ex: Exchange) -> None:
-    pending = up.conn.send(request) or b""
+async def _send_streamed(up: UpstreamConnection, request: OutRequest, ex: Exchange) -> None:
+    up.reader.expect_response(request.method == b"HEAD")
+    pending = request.head
     async for chunk in ex.body_chunks():
         if isinstance(chunk, bytes):
-            pending += up.conn.send(h11.Data(data=chunk)) or b""
+            pending += encode_chunk(chunk) if request.chunked else chunk
             await up.send(pending)
             pending = b""
-        else:
-            pending += up.conn.send(h11.EndOfMessage(headers=chunk)) or b""
-            await up.send(pending)
+        else:  # trailers: only a chunked body has them
+            await up.send(pending + last_chunk(chunk))
             return
-    pending += up.conn.send(h11.EndOfMessage()) or b""
-    await up.send(pending)
+    if request.chunked:
+        pending += last_chunk()
+    if pending:
+        await up.send(pending)
 
 
-async def _watching_client(ex: Exchange, up: UpstreamConnection) -> h11.Event | type[h11.PAUSED]:
+async def _watching_client(ex: Exchange, up: UpstreamConnection) -> Event:
     """Wait for the response head, abandoning it if the client hangs up meanwhile."""
-    result: list[h11.Event | type[h11.PAUSED]] = []
+    result: list[Event] = []
     gone = False
 
     async def watch(cancel: trio.CancelScope) -> None:
@@ -145,11 +161,9 @@ async def _watching_client(ex: Exchange, up: UpstreamConnection) -> h11.Event | 
     raise ClientGone()
 
 
-async def _read_head(
-    ex: Exchange | None, up: UpstreamConnection
-) -> h11.Response | h11.InformationalResponse:
+async def _read_head(ex: Exchange | None, up: UpstreamConnection) -> ResponseHead:
     while True:
-        event: h11.Event | type[h11.PAUSED] | None = None
+        event: Event | None = None
         if ex is None:
             event = await up.next_event()
         else:
@@ -157,9 +171,9 @@ async def _read_head(
                 event = await up.next_event()
             if event is None:
                 event = await _watching_client(ex, up)
-        if isinstance(event, h11.InformationalResponse) and event.status_code != 101:
-            continue  # 100 Continue / 103 Early Hints: not relayed
-        if isinstance(event, (h11.Response, h11.InformationalResponse)):
+        if isinstance(event, ResponseHead):
+            if 100 <= event.status < 200 and event.status != 101:
+                continue  # 100 Continue / 103 Early Hints: not relayed
             return event
         raise UpstreamRefused("upstream closed without a response")
 
@@ -232,12 +246,12 @@ async def relay_response(
         headers.extend(policy.extra_response_headers())
     ok = False
     try:
-        ex.status = response.status_code
+        ex.status = response.status
         ex.response_started = True
         out = (
             ex.conn.send(
-                h11.Response(  # parsed from upstream by h11 plus our own: validated once
-                    status_code=response.status_code,
+                h11.Response(  # parsed strictly from upstream, plus our own: validated once
+                    status_code=response.status,
                     headers=headers,
                     reason=response.reason,
                     _parsed=True,
@@ -247,35 +261,28 @@ async def relay_response(
         )
         keep_trailers = chunked and ex.http_version == b"1.1"
         while True:
-            try:
-                event = up.conn.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise UpstreamRefused(f"malformed upstream body: {exc}") from exc
-            if event is h11.NEED_DATA:
+            event = up.poll()
+            if event is NEED_DATA:
                 if out:
                     await ex.client.send(out)
                     out = b""
                 with trio.move_on_after(policy.upstream_timeout) as scope:
-                    try:
-                        data = await up.stream.receive_some(READ_CHUNK)
-                    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                        raise UpstreamRefused("upstream reset mid-body") from exc
+                    await up.receive()
                 if scope.cancelled_caught:
                     raise UpstreamTimeout("upstream stalled mid-body")
-                up.conn.receive_data(data)
-            elif isinstance(event, h11.Data):
-                out += ex.conn.send(h11.Data(data=event.data)) or b""
+            elif isinstance(event, bytes):
+                out += ex.conn.send(h11.Data(data=event)) or b""
                 if len(out) >= FLUSH_AT:
                     await ex.client.send(out)
                     out = b""
-            elif isinstance(event, h11.EndOfMessage):
-                trailers = list(event.headers) if keep_trailers else []
+            elif isinstance(event, End):
+                trailers = event.trailers if keep_trailers else []
                 out += ex.conn.send(h11.EndOfMessage(headers=trailers)) or b""
                 await ex.client.send(out)
                 ok = True
                 return
             else:
-                raise UpstreamRefused("upstream closed mid-body")
+                raise UpstreamRefused("unexpected response head mid-body")
     finally:
         if ok:
             await pool.release(up)
@@ -300,12 +307,12 @@ async def read_response_body(resp: UpstreamResponse, pool: UpstreamPool, limit: 
     try:
         while True:
             event = await up.next_event()
-            if isinstance(event, h11.Data):
-                size += len(event.data)
+            if isinstance(event, bytes):
+                size += len(event)
                 if size > limit:
                     raise UpstreamRefused("upstream answer too large")
-                parts.append(bytes(event.data))
-            elif isinstance(event, h11.EndOfMessage):
+                parts.append(event)
+            elif isinstance(event, End):
                 ok = True
                 return b"".join(parts)
             else:
@@ -345,7 +352,9 @@ async def simple_request(
     """
     up = await pool.acquire(addr)
     try:
-        await _send_buffered(up, h11.Request(method=method, target=target, headers=headers), b"")
+        await _send_buffered(
+            up, OutRequest(method, serialize_head(method, target, headers), False), b""
+        )
         response = await _read_head(None, up)
     except BaseException:
         await up.aclose()

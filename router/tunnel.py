@@ -110,7 +110,7 @@ async def finish_upgrade(
     )
     await ex.client.send(out or b"")
     client_first, _ = ex.conn.trailing_data
-    upstream_first, _ = resp.up.conn.trailing_data
+    upstream_first = resp.up.reader.leftover
     enable_keepalive(ex.client.stream)
     enable_keepalive(resp.up.stream)
     if on_open is not None:

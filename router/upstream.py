@@ -1,6 +1,6 @@
 """Keep-alive connections to upstreams (nodes, or a node's Vite dev servers).
 
-A connection goes back to the pool only when h11 says both sides finished the
+A connection goes back to the pool only when its reader says the response ended the
 exchange cleanly, and is reused only while it has been idle for less than
 `idle_timeout`, which must stay below the peer's own keep-alive timeout
 (Node's HTTP server under Vite closes idle sockets after 5 s): reusing a socket
@@ -13,10 +13,10 @@ import errno
 import time
 from collections import deque
 
-import h11
 import trio
 
 from router.errors import UpstreamRefused, UpstreamTimeout
+from router.http1 import NEED_DATA, Event, ProtocolError, ResponseReader
 
 READ_CHUNK = 64 * 1024
 
@@ -30,32 +30,42 @@ class ConnectTimeout(UpstreamTimeout):
 
 
 class UpstreamConnection:
-    __slots__ = ("addr", "conn", "idle_since", "reused", "stream")
+    """One socket to an upstream and the reader of the responses arriving on it."""
+
+    __slots__ = ("addr", "idle_since", "reader", "reused", "stream")
 
     def __init__(self, stream: trio.SocketStream, addr: tuple[str, int]) -> None:
         self.stream = stream
         self.addr = addr
-        self.conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=256 * 1024)
+        self.reader = ResponseReader()
         self.idle_since = 0.0
         self.reused = False
 
     async def send(self, data: bytes) -> None:
         await self.stream.send_all(data)
 
-    async def next_event(self) -> h11.Event | type[h11.PAUSED]:
-        """Next response-side event; raises UpstreamRefused on EOF, reset or garbage."""
+    def poll(self) -> Event:
+        """The next event from bytes already received (or NEED_DATA); garbage is a 502."""
+        try:
+            return self.reader.next_event()
+        except ProtocolError as exc:
+            raise UpstreamRefused(f"malformed upstream response: {exc}") from exc
+
+    async def receive(self) -> None:
+        """Read what the upstream sent next into the reader (b"" at EOF)."""
+        try:
+            data = await self.stream.receive_some(READ_CHUNK)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            raise UpstreamRefused("upstream connection reset") from exc
+        self.reader.feed(data)
+
+    async def next_event(self) -> Event:
+        """The next response event, reading as needed; never NEED_DATA."""
         while True:
-            try:
-                event = self.conn.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise UpstreamRefused(f"malformed upstream response: {exc}") from exc
-            if event is not h11.NEED_DATA:
-                return event  # type: ignore[return-value]
-            try:
-                data = await self.stream.receive_some(READ_CHUNK)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                raise UpstreamRefused("upstream connection reset") from exc
-            self.conn.receive_data(data)
+            event = self.poll()
+            if event is not NEED_DATA:
+                return event
+            await self.receive()
 
     async def aclose(self) -> None:
         with trio.CancelScope(shield=True):
@@ -100,13 +110,7 @@ class UpstreamPool:
 
     async def release(self, up: UpstreamConnection) -> None:
         """Keep `up` for reuse if its exchange ended cleanly, else close it."""
-        c = up.conn
-        if c.our_state is h11.DONE and c.their_state is h11.DONE:
-            try:
-                c.start_next_cycle()
-            except h11.LocalProtocolError:
-                await up.aclose()
-                return
+        if up.reader.reusable():
             idle = self._idle.setdefault(up.addr, deque())
             if len(idle) < self.max_idle:
                 up.idle_since = time.monotonic()
