@@ -171,28 +171,12 @@ class Live:
         self.base = f"/preview/{self.sid}/"
 
 
-async def send_ping(sock: vite_client.HmrSocket, payload: bytes = b"still there?") -> None:
-    mask = os.urandom(4)
-    masked = bytes(x ^ mask[i % 4] for i, x in enumerate(payload))
-    await sock.stream.send_all(bytes([0x89, 0x80 | len(payload)]) + mask + masked)
-
-
-async def read_frame(sock: vite_client.HmrSocket) -> tuple[int, bytes]:
-    b0, b1 = await sock._read(2)
-    length = b1 & 0x7F
-    if length == 126:
-        length = int.from_bytes(await sock._read(2), "big")
-    elif length == 127:
-        length = int.from_bytes(await sock._read(8), "big")
-    return b0 & 0x0F, await sock._read(length)
-
-
 async def pong(sock: vite_client.HmrSocket) -> None:
     payload = os.urandom(8).hex().encode()
-    await send_ping(sock, payload)
+    await sock.send_frame(0x9, payload)  # ping
     with trio.fail_after(5):
         while True:
-            opcode, data = await read_frame(sock)
+            opcode, data = await sock.read_frame()
             assert opcode != 0x8, "the WebSocket was closed"
             if opcode == 0xA and data == payload:
                 return

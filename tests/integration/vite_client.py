@@ -69,15 +69,25 @@ class HmrSocket:
         del self.buffer[:n]
         return data
 
-    async def receive_json(self) -> dict[str, object]:
+    async def read_frame(self) -> tuple[int, bytes]:
+        """(opcode, payload) of the next server frame (unmasked, unfragmented)."""
         b0, b1 = await self._read(2)
         length = b1 & 0x7F
         if length == 126:
             length = int.from_bytes(await self._read(2), "big")
         elif length == 127:
             length = int.from_bytes(await self._read(8), "big")
-        payload = await self._read(length)
-        assert b0 & 0x0F == 0x1, f"expected a text frame, got opcode {b0 & 0x0F}"
+        return b0 & 0x0F, await self._read(length)
+
+    async def send_frame(self, opcode: int, payload: bytes) -> None:
+        """A masked client frame of at most 125 bytes (pings, small texts)."""
+        mask = os.urandom(4)
+        masked = bytes(x ^ mask[i % 4] for i, x in enumerate(payload))
+        await self.stream.send_all(bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + masked)
+
+    async def receive_json(self) -> dict[str, object]:
+        opcode, payload = await self.read_frame()
+        assert opcode == 0x1, f"expected a text frame, got opcode {opcode}"
         message = json.loads(payload)
         assert isinstance(message, dict)
         return message
