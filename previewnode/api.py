@@ -8,7 +8,6 @@ request leaves nothing behind (CONTRACT §2, §6).
 from __future__ import annotations
 
 import base64
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -143,7 +142,3 @@ def ttl(requested_seconds: float | None, cfg: NodeConfig) -> float:
     if requested_seconds is not None and requested_seconds <= 0:
         raise InvalidContent("ttlSeconds must be positive")
     return min(requested_seconds or cfg.default_ttl, cfg.max_ttl)
-
-
-def now() -> float:
-    return time.time()

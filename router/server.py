@@ -16,7 +16,7 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -395,9 +395,7 @@ class HTTPServer:
         self.limits = limits
         self.open_connections = 0
         self.accepting = True
-        self.connections_scope = trio.CancelScope()
         self._on_connection = on_connection
-        self._idle = trio.Event()
 
     async def serve(
         self,
@@ -457,6 +455,3 @@ async def open_listeners(
     if sock is not None:
         return [trio.SocketListener(trio.socket.from_stdlib_socket(sock))]
     return await trio.open_tcp_listeners(port, host=host, backlog=1024)
-
-
-Starter = Callable[..., Awaitable[None]]
