@@ -323,12 +323,20 @@ class NodeApp:
             "session created",
             extra={"session_id": sid, "deps": deps_plan.key, "files": len(upload.files)},
         )
-        self.runner.start(s)
+        self._start_if_room(s)
         if wait:
             with trio.move_on_after(self.cfg.hold_seconds):
                 while s.status in ("starting", "installing", "idle") and s.busy:
                     await s.changed.wait()
         await self.respond_json(ex, 201, session_object(s, self.cfg))
+
+    def _start_if_room(self, s: Session) -> None:
+        """Start Vite now if there is room; if not, the session stays registered and idle
+        (its first request starts it, or gets 503): a create or update never fails late."""
+        try:
+            self.runner.start(s)
+        except OverCapacity:
+            s.status = "idle"
 
     async def _update(self, ex: Exchange, s: Session) -> None:
         body = decode(await ex.read_body(self.cfg.max_body_bytes), UpdateBody)
@@ -347,7 +355,7 @@ class NodeApp:
                 await self.runner.stop_and_wait(s)
                 s.status = "idle"
                 s.failures = 0
-                self.runner.start(s)  # re-resolve: `installing` until the new set is ready
+                self._start_if_room(s)  # re-resolve: `installing` until the new set is ready
         if changed:
             s.save()
         await self.respond_json(ex, 200, session_object(s, self.cfg))

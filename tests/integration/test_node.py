@@ -525,3 +525,34 @@ async def test_metrics_describe_sessions_and_vites(node: tuple[Proc, int, NodeEn
         )
     )
     assert running >= 1 and rss > 50e6  # at least one real Vite, tens of MB each
+
+
+async def test_full_node_still_registers_and_answers_503_for_the_preview(tmp_path: Path) -> None:
+    """--max-running 1 and its one Vite has an open HMR socket: a create still succeeds
+    (registered, idle), and the new preview answers 503 over_capacity instead of evicting."""
+    env = NodeEnv(tmp_path)
+    with processes(tmp_path) as ps:
+        _, port = await trio.to_thread.run_sync(
+            lambda: ps.node(
+                "node-0",
+                env.data,
+                env.secret,
+                "--max-running",
+                "1",
+                public_url=f"http://{PUBLIC_HOST}",
+            )
+        )
+        a = (await create(port))["sessionId"]
+        assert (await get(port, f"/preview/{a}/")).status == 200
+        token = await vite_client.ws_token(port, f"/preview/{a}/", PUBLIC_HOST)
+        status, sock = await vite_client.hmr_handshake(
+            port, f"/preview/{a}/hmr?token={token}", PUBLIC_HOST
+        )
+        assert status == 101
+        b = await create(port)
+        assert b["status"] == "idle"
+        resp = await get(port, f"/preview/{b['sessionId']}/")
+        assert resp.status == 503 and json.loads(resp.body)["code"] == "over_capacity"
+        assert resp.header(b"retry-after") is not None
+        assert (await get(port, f"/preview/{a}/")).status == 200  # the open preview was kept
+        await sock.stream.aclose()
