@@ -17,7 +17,7 @@ import trio
 from router.session_id import mint, parse_secrets
 from tests.integration import vite_client
 from tests.integration.conftest import SECRET
-from tests.integration.processes import Proc, processes
+from tests.integration.processes import Proc, Processes, processes
 from tests.integration.upstreams import Response, get
 
 pytestmark = pytest.mark.e2e
@@ -66,6 +66,13 @@ class NodeEnv:
         self.secret = tmp / "secret"
         self.secret.write_text(SECRET + "\n")
         self.data = tmp / "data"
+
+
+async def start_node(ps: Processes, env: NodeEnv, *extra: str) -> tuple[Proc, int]:
+    """A node of its own (not the module's shared one), serving PUBLIC_HOST."""
+    return await trio.to_thread.run_sync(
+        lambda: ps.node("node-0", env.data, env.secret, *extra, public_url=f"http://{PUBLIC_HOST}")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -344,16 +351,7 @@ async def test_tooling_versions_never_trigger_an_install(node: tuple[Proc, int, 
 async def test_idle_stop_then_wake(tmp_path: Path) -> None:
     env = NodeEnv(tmp_path)
     with processes(tmp_path) as ps:
-        _, port = await trio.to_thread.run_sync(
-            lambda: ps.node(
-                "node-0",
-                env.data,
-                env.secret,
-                "--idle-seconds",
-                "1",
-                public_url=f"http://{PUBLIC_HOST}",
-            )
-        )
+        _, port = await start_node(ps, env, "--idle-seconds", "1")
         sid = (await create(port))["sessionId"]
         assert (await get(port, f"/preview/{sid}/")).status == 200
 
@@ -371,9 +369,7 @@ async def test_idle_stop_then_wake(tmp_path: Path) -> None:
 async def test_restart_serves_the_same_ids_and_files(tmp_path: Path) -> None:
     env = NodeEnv(tmp_path)
     with processes(tmp_path) as ps:
-        proc, port = await trio.to_thread.run_sync(
-            lambda: ps.node("node-0", env.data, env.secret, public_url=f"http://{PUBLIC_HOST}")
-        )
+        proc, port = await start_node(ps, env)
         sid = (await create(port))["sessionId"]
         await api(
             port, "PUT", f"/kontext/preview/{sid}/files", {"files": {"src/extra.txt": "kept"}}
@@ -382,9 +378,7 @@ async def test_restart_serves_the_same_ids_and_files(tmp_path: Path) -> None:
         proc.signal(signal.SIGTERM)
         assert await trio.to_thread.run_sync(lambda: proc.popen.wait(15)) == 0
         assert not launcher_pids(sid)  # SIGTERM stopped its Vite
-        _, port2 = await trio.to_thread.run_sync(
-            lambda: ps.node("node-0", env.data, env.secret, public_url=f"http://{PUBLIC_HOST}")
-        )
+        _, port2 = await start_node(ps, env)
         assert (await session(port2, sid))["status"] == "idle"
         assert (await get(port2, f"/preview/{sid}/")).status == 200
         files = json.loads((await api(port2, "GET", f"/kontext/preview/{sid}/files")).body)["files"]
@@ -435,16 +429,7 @@ async def test_max_running_holds_under_a_burst_of_creates(tmp_path: Path) -> Non
     env = NodeEnv(tmp_path)
     small = {"index.html": "<!doctype html><p>hi</p>"}
     with processes(tmp_path) as ps:
-        _, port = await trio.to_thread.run_sync(
-            lambda: ps.node(
-                "node-0",
-                env.data,
-                env.secret,
-                "--max-running",
-                "2",
-                public_url=f"http://{PUBLIC_HOST}",
-            )
-        )
+        _, port = await start_node(ps, env, "--max-running", "2")
         sids = []
         for _ in range(12):
             resp = await api(port, "POST", "/kontext/preview", {"files": small})
@@ -532,16 +517,7 @@ async def test_full_node_still_registers_and_answers_503_for_the_preview(tmp_pat
     (registered, idle), and the new preview answers 503 over_capacity instead of evicting."""
     env = NodeEnv(tmp_path)
     with processes(tmp_path) as ps:
-        _, port = await trio.to_thread.run_sync(
-            lambda: ps.node(
-                "node-0",
-                env.data,
-                env.secret,
-                "--max-running",
-                "1",
-                public_url=f"http://{PUBLIC_HOST}",
-            )
-        )
+        _, port = await start_node(ps, env, "--max-running", "1")
         a = (await create(port))["sessionId"]
         assert (await get(port, f"/preview/{a}/")).status == 200
         token = await vite_client.ws_token(port, f"/preview/{a}/", PUBLIC_HOST)
