@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import h11
 import trio
 
+from router.headers import get as header_value
+
 Headers = list[tuple[bytes, bytes]]
 
 
@@ -25,10 +27,7 @@ class Seen:
     trailers: Headers
 
     def header(self, name: bytes) -> bytes | None:
-        for k, v in self.headers:
-            if k == name:
-                return v
-        return None
+        return header_value(self.headers, name)
 
 
 @dataclass
@@ -166,10 +165,7 @@ class Response:
     trailers: Headers
 
     def header(self, name: bytes) -> bytes | None:
-        for k, v in self.headers:
-            if k == name:
-                return v
-        return None
+        return header_value(self.headers, name)
 
 
 class Client:
