@@ -194,7 +194,7 @@ class Layout:
 
 
 def prepare(tmp: Path) -> Layout:
-    from router.session_id import mint, parse_secrets
+    from previewcore.session_id import mint, parse_secrets
 
     tmp.chmod(0o755)  # nginx workers drop to an unprivileged user when started as root
     secret = tmp / "secret"

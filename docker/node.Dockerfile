@@ -28,6 +28,8 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
         > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt
+COPY proxycore ./proxycore
+COPY previewcore ./previewcore
 COPY router ./router
 COPY previewnode ./previewnode
 COPY previewclient ./previewclient

@@ -16,7 +16,9 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
         > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt
-# setuptools lists every package, so all three are needed to build the wheel.
+# setuptools lists every package, so all five are needed to build the wheel.
+COPY proxycore ./proxycore
+COPY previewcore ./previewcore
 COPY router ./router
 COPY previewnode ./previewnode
 COPY previewclient ./previewclient

@@ -12,7 +12,7 @@ def main(argv: list[str] | None = None) -> int:
     import trio
 
     from previewnode.service import NodeService
-    from router import logs
+    from proxycore import logs
 
     logs.setup(args.log_format, args.log_level)
     try:

@@ -14,11 +14,12 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from previewcore.errors import InvalidContent
 from previewnode.config import NodeConfig
 from previewnode.deps import requested
 from previewnode.sessions import Session, rfc3339
 from previewnode.workspace import Limits, decode_content, is_ignored, validate_files
-from router.errors import BadRequest, InvalidContent
+from proxycore.errors import BadRequest
 
 
 class FileEntry(msgspec.Struct, forbid_unknown_fields=True):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from router.config import EnvParser, add_common, host_port, positive_int, seconds
+from previewcore.config import EnvParser, add_common, host_port, positive_int, seconds
 
 RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import nodesemver
 import trio
 
-from router.errors import InvalidContent
+from previewcore.errors import InvalidContent
 
 log = logging.getLogger("preview.deps")
 

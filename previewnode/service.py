@@ -15,17 +15,19 @@ import signal
 
 import trio
 
+from previewcore.auth import parse_tokens
+from previewcore.livefile import LiveFile
+from previewcore.session_id import Keys, is_valid_node_name, parse_secrets
 from previewnode import metrics
 from previewnode.app import NodeApp
+from previewnode.commands import SessionCommands
 from previewnode.config import NodeConfig
 from previewnode.deps import DependencyInstaller
-from previewnode.runner import Runner
+from previewnode.lifecycle import Status
 from previewnode.sessions import SessionStore
-from router.app import parse_tokens
-from router.livefile import LiveFile
-from router.server import AdminOnly, HTTPServer, ServerLimits, open_listeners
-from router.session_id import Keys, is_valid_node_name, parse_secrets
-from router.upstream import UpstreamPool
+from previewnode.supervisor import Supervisor
+from proxycore.server import AdminOnly, HTTPServer, ServerLimits, open_listeners
+from proxycore.upstream import UpstreamPool
 
 log = logging.getLogger("preview.node")
 PR_SET_CHILD_SUBREAPER = 36
@@ -58,15 +60,20 @@ class NodeService:
         self.store = SessionStore(cfg.data_dir, cfg.name)
         loaded = self.store.load()
         self.installer = DependencyInstaller(cfg.runtime_dir, cfg.cache_dir)
-        self.runner = Runner(cfg, self.store, self.installer)
+        self.supervisor = Supervisor(cfg, self.store, self.installer)
+        self.commands = SessionCommands(cfg, self.store, self.supervisor, self.installer)
         self.pool = UpstreamPool(cfg.connect_timeout, VITE_POOL_IDLE_SECONDS)
         self.app = self._node_app(metrics_here=cfg.admin_listen is None)
         limits = ServerLimits(header_timeout=cfg.header_timeout)
-        self.server = HTTPServer(self.app, limits)
+        self.server = HTTPServer(self.app, limits, on_finished=self.app.finished)
         # The admin listener answers /metrics (and health) only; it shares the drain flag.
-        self.admin_app = self._node_app(metrics_here=True)
-        self.admin = HTTPServer(AdminOnly(self.admin_app), limits) if cfg.admin_listen else None
-        metrics.install_collector(metrics.SessionCollector(self._statuses, self.runner.vite_pids))
+        self.admin: HTTPServer | None = None
+        if cfg.admin_listen:
+            admin_app = self._node_app(metrics_here=True)
+            self.admin = HTTPServer(AdminOnly(admin_app), limits, on_finished=admin_app.finished)
+        metrics.install_collector(
+            metrics.SessionCollector(self._statuses, self.supervisor.vite_pids)
+        )
         self._stop = trio.Event()
         self.listeners: list[trio.SocketListener] = []
         log.info(
@@ -78,8 +85,8 @@ class NodeService:
         return NodeApp(
             self.cfg,
             self.store,
-            self.runner,
-            self.installer,
+            self.supervisor,
+            self.commands,
             self.keys,
             self.tokens,
             self.pool,
@@ -87,9 +94,9 @@ class NodeService:
         )
 
     def _statuses(self) -> dict[str, int]:
-        counts = dict.fromkeys(("starting", "installing", "ready", "idle", "failed"), 0)
+        counts = dict.fromkeys(map(str, Status), 0)
         for s in self.store:
-            counts[s.status] = counts.get(s.status, 0) + 1
+            counts[s.status] += 1
         return counts
 
     def stop(self) -> None:
@@ -101,7 +108,7 @@ class NodeService:
         become_subreaper()
         async with trio.open_nursery() as outer:
             async with trio.open_nursery() as sessions:
-                self.runner.nursery = sessions
+                await sessions.start(self.supervisor.run)
                 async with trio.open_nursery() as serving:
                     self.listeners = await open_listeners(*self.cfg.listen)
                     await serving.start(self.server.serve, self.listeners)
@@ -123,7 +130,7 @@ class NodeService:
 
     async def _drain(self) -> None:
         log.info("draining", extra={"inflight": self.app.inflight})
-        self.app.draining = self.admin_app.draining = True
+        self.commands.draining = True
         self.server.accepting = False
         for listener in self.listeners:
             await listener.aclose()
@@ -137,7 +144,7 @@ class NodeService:
             self.keys.reload()
             if self.tokens:
                 self.tokens.reload()
-            await self.runner.sweep()
+            await self.supervisor.sweep()
 
     async def _signals(self) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:

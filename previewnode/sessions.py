@@ -27,6 +27,7 @@ import msgspec
 import trio
 
 from previewnode.devserver import BuildError
+from previewnode.lifecycle import Event, Status, next_status, on_load
 
 log = logging.getLogger("preview.sessions")
 RECORD = "record.json"
@@ -72,7 +73,7 @@ class Session:
 
     record: Record
     root: Path
-    status: str = "idle"  # starting | installing | ready | idle | failed
+    status: Status = Status.IDLE  # changed only by `move`
     errors: list[BuildError] = field(default_factory=list)
     port: int | None = None
     pid: int | None = None
@@ -98,6 +99,16 @@ class Session:
     def busy(self) -> bool:
         """A dev server is running or being started for this session."""
         return self.scope is not None
+
+    def move(self, event: Event) -> None:
+        """Change status as the lifecycle allows, and wake everyone waiting on this session."""
+        self.status = next_status(self.status, event)
+        self.notify()
+
+    def mark_removed(self) -> None:
+        """Deleted or expired: never started again; held requests answer 410/404."""
+        self.removed = True
+        self.notify()
 
     def touch(self) -> None:
         self.last_active = time.monotonic()
@@ -138,8 +149,7 @@ class SessionStore:
             if record.expires_at <= now or record.id != entry.name:
                 self._remove_dir(entry.name)
                 continue
-            status = "failed" if record.error else "idle"
-            self.sessions[record.id] = Session(record, entry, status=status)
+            self.sessions[record.id] = Session(record, entry, status=on_load(record.error))
         return len(self.sessions)
 
     def get(self, sid: str) -> Session | None:
@@ -166,7 +176,7 @@ class SessionStore:
             os.fsync(dfd)
         finally:
             os.close(dfd)
-        session = Session(record, final, status="starting")
+        session = Session(record, final, status=Status.STARTING)
         self.sessions[record.id] = session
         return session
 
@@ -174,7 +184,7 @@ class SessionStore:
         return self.cache_root / sid
 
     def remove(self, session: Session) -> None:
-        session.removed = True
+        session.mark_removed()
         self.sessions.pop(session.id, None)
         self._remove_dir(session.id)
 

@@ -21,7 +21,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from router.errors import InvalidContent, TooLarge
+from previewcore.errors import InvalidContent
+from proxycore.errors import TooLarge
 
 MAX_DEPTH = 32
 _REFUSED_FIRST = {"node_modules", ".git"}

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from router.config import EnvParser, add_common, host_port, positive_int, seconds
+from previewcore.config import EnvParser, add_common, host_port, positive_int, seconds
 
 
 def build_parser() -> EnvParser:
@@ -66,7 +66,7 @@ def _run_one(
 ) -> int:
     import trio
 
-    from router import logs
+    from proxycore import logs
     from router.service import RouterConfig, RouterService
 
     a = vars(args)

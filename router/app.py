@@ -9,7 +9,6 @@ candidates; losing it costs nothing but balance.
 from __future__ import annotations
 
 import contextlib
-import hmac
 import json
 import os
 import time
@@ -20,19 +19,21 @@ from typing import Any
 import msgspec
 import trio
 
-from router import logs, metrics
-from router.errors import (
+from previewcore.auth import authorize
+from previewcore.errors import InvalidContent, SessionExists
+from previewcore.livefile import LiveFile
+from previewcore.session_id import Keys, is_valid_hashed_id, placement_token
+from previewcore.wire import LOAD_HEADER, NODE_PRIVATE, PLACEMENT_HEADER, UNKNOWN_MARK, parse_load
+from proxycore import logs
+from proxycore.errors import (
     BadRequest,
-    InvalidContent,
     NotFound,
     OverCapacity,
     PreviewError,
-    SessionExists,
-    Unauthorized,
     UpstreamRefused,
     UpstreamTimeout,
 )
-from router.forward import (
+from proxycore.forward import (
     ForwardPolicy,
     UpstreamResponse,
     discard_response,
@@ -40,58 +41,12 @@ from router.forward import (
     relay_response,
     simple_request,
 )
-from router.headers import NODE_PRIVATE
-from router.livefile import LiveFile
+from proxycore.server import Exchange
+from proxycore.tunnel import finish_upgrade
+from proxycore.upstream import ConnectFailed, ConnectTimeout, UpstreamPool
+from router import metrics
 from router.ring import Node, Ring
 from router.routing import Create, Forward, Local, Redirect, Reject, route
-from router.server import Exchange
-from router.session_id import (
-    PLACEMENT_HEADER,
-    Keys,
-    is_valid_hashed_id,
-    placement_token,
-)
-from router.tunnel import finish_upgrade
-from router.upstream import ConnectFailed, ConnectTimeout, UpstreamPool
-
-UNKNOWN_MARK = b"x-preview-unknown-session"
-LOAD_HEADER = b"x-preview-node-load"
-
-
-def parse_tokens(text: str, source: str = "") -> tuple[bytes, ...]:
-    tokens = tuple(
-        line.strip().encode()
-        for line in text.splitlines()
-        if line.strip() and not line.startswith("#")
-    )
-    if not tokens:
-        raise ValueError(f"{source}: no API token in file")
-    return tokens
-
-
-def check_token(authorization: bytes | None, tokens: tuple[bytes, ...]) -> bool:
-    if not authorization or authorization[:7].lower() != b"bearer ":
-        return False
-    given = authorization[7:].strip()
-    ok = False
-    for token in tokens:
-        ok |= hmac.compare_digest(given, token)
-    return ok
-
-
-def parse_load(value: bytes | None) -> float | None:
-    """`running=R/M; sessions=S/N` -> a comparable load (fractions summed), None if absent."""
-    if not value:
-        return None
-    total = 0.0
-    try:
-        for part in value.decode("ascii").split(";"):
-            _, _, frac = part.partition("=")
-            used, _, cap = frac.strip().partition("/")
-            total += int(used) / max(int(cap), 1)
-    except ValueError:
-        return None
-    return total
 
 
 class _CreateBody(msgspec.Struct):
@@ -132,6 +87,7 @@ class RouterApp:
         self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     async def handle(self, ex: Exchange) -> None:
+        """Carry out the route's decision; errors propagate to the server, which answers them."""
         st = self.state
         decision = route(
             ex.method.decode("ascii", "replace"),
@@ -140,51 +96,43 @@ class RouterApp:
             st.ring.value,
             st.keys.value,
         )
-        node_name = ""
+        ex.route = decision.route_class
         st.inflight += 1
         try:
             if isinstance(decision, Forward):
-                node_name = decision.nodes[0].name
+                ex.upstream = decision.nodes[0].name
                 if decision.route_class == "api":
                     self._authorize(ex)
-                node_name = await self._forward(ex, decision)
+                await self._forward(ex, decision)
             elif isinstance(decision, Create):
                 self._authorize(ex)
-                node_name = await self._create(ex)
+                await self._create(ex)
             elif isinstance(decision, Local):
                 await self._local(ex, decision.path)
             elif isinstance(decision, Redirect):
                 await ex.respond(decision.status, [(b"location", decision.location.encode())])
             elif isinstance(decision, Reject):
                 raise decision.error
-        except PreviewError as exc:
-            if not ex.response_started:
-                await ex.respond_error(exc)
-                if exc.close_connection:
-                    raise
-            else:
-                raise
         finally:
             st.inflight -= 1
-            self._record(ex, decision.route_class, node_name)
 
-    def _record(self, ex: Exchange, route_class: str, node: str) -> None:
+    def finished(self, ex: Exchange) -> None:
+        """The server's finished-request hook: request metrics and the access log line."""
         elapsed = time.perf_counter() - ex.started_at
-        key = (route_class, ex.status)
+        key = (ex.route, ex.status)
         children = self._children.get(key)
         if children is None:
             children = self._children[key] = (
-                metrics.REQUESTS.labels(route_class, str(ex.status)),
-                metrics.LATENCY.labels(route_class),
+                metrics.REQUESTS.labels(ex.route, str(ex.status)),
+                metrics.LATENCY.labels(ex.route),
             )
         children[0].inc()
         children[1].observe(elapsed)
-        logs.access(ex, route_class, node=node)
+        logs.access(ex, ex.route, node=ex.upstream)
 
     def _authorize(self, ex: Exchange) -> None:
         tokens = self.state.tokens
-        if tokens is not None and not check_token(ex.header(b"authorization"), tokens.value):
-            raise Unauthorized()
+        authorize(ex.header(b"authorization"), tokens.value if tokens is not None else None)
 
     async def _local(self, ex: Exchange, path: str) -> None:
         if path == "/healthz":
@@ -229,7 +177,7 @@ class RouterApp:
         self._note_load(node, resp)
         return resp
 
-    async def _forward(self, ex: Exchange, decision: Forward) -> str:
+    async def _forward(self, ex: Exchange, decision: Forward) -> None:
         """Forward to the owner; for hashed IDs, on the unknown-session mark, to its successors."""
         body: bytes | None = None
         if decision.route_class == "api" and ex.has_body:
@@ -237,6 +185,7 @@ class RouterApp:
         replayable = body is not None or not ex.has_body
         nodes = decision.nodes if (replayable and not decision.encoded) else decision.nodes[:1]
         for i, node in enumerate(nodes):
+            ex.upstream = node.name
             resp = await self._head(ex, node, body)
             if resp.header(UNKNOWN_MARK) is not None and i + 1 < len(nodes):
                 await discard_response(resp, self.pool)
@@ -245,8 +194,7 @@ class RouterApp:
                 await self._splice(ex, node, resp)
             else:
                 await relay_response(ex, resp, self.pool, self.policy)
-            return node.name
-        raise AssertionError("unreachable: the last node's answer is always relayed")
+            return
 
     async def _splice(self, ex: Exchange, node: Node, resp: UpstreamResponse) -> None:
         """Finish an upgrade; an open tunnel counts as a tunnel, not an in-flight request."""
@@ -298,7 +246,7 @@ class RouterApp:
                 return True
         return False
 
-    async def _create(self, ex: Exchange) -> str:
+    async def _create(self, ex: Exchange) -> None:
         body = await ex.read_body(self.max_body)
         try:
             fields = msgspec.json.decode(body, type=_CreateBody)
@@ -328,8 +276,9 @@ class RouterApp:
             if resp.status == 503:
                 await discard_response(resp, self.pool)
                 continue
+            ex.upstream = node.name
             await relay_response(ex, resp, self.pool, self.policy)
-            return node.name
+            return
         raise last
 
 

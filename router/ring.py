@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from uhashring import HashRing
 
-from router.session_id import is_valid_node_name
+from previewcore.session_id import is_valid_node_name
 
 VNODES = 160
 NodeState = Literal["active", "draining"]

@@ -1,40 +1,26 @@
 """Request target -> routing decision (pure; no sockets, no clock).
 
-The decision is made on the raw path after it has been checked for anything a
-later normalization could turn into another route (dot segments, encoded `/`,
-`\\` or `.`, control characters): what is routed is exactly what is forwarded,
-so `/preview/x/../../kontext/...` can never reach an API it was not routed to.
-An absolute-form target is reduced to its path; its authority, like the Host
-header, never decides where a request goes.
+The decision is made on the raw path after `split_target` refused anything a later
+normalization could turn into another route, so `/preview/x/../../kontext/...` can
+never reach an API it was not routed to. The Host header never decides where a
+request goes.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
-from urllib.parse import urlsplit
 
-from router.errors import BadRequest, NotFound, OverCapacity, UnknownSession
+from previewcore.errors import UnknownSession
+from previewcore.session_id import Keys, is_encoded, is_valid_hashed_id, verify
+from previewcore.urls import LOCAL_PATHS, referer_session
+from proxycore.errors import BadRequest, NotFound, OverCapacity
+from proxycore.target import Target, split_target
 from router.ring import Node, Ring
-from router.session_id import Keys, is_encoded, is_valid_hashed_id, verify
 
 RouteClass = Literal["preview", "api", "create", "local", "redirect", "error"]
-LOCAL_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 FALLBACK_SUCCESSORS = 2
-_BAD_ESCAPE_RE = re.compile(r"%(2[eEfF]|5[cC]|[01][0-9a-fA-F]|7[fF])")
-_CONTROL_RE = re.compile(r"[\x00-\x20\x7f\\]")
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    path: str
-    query: str  # without the '?', '' when absent
-
-    @property
-    def suffix(self) -> str:
-        return "?" + self.query if self.query else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,24 +62,6 @@ class Reject:
 Decision = Local | Redirect | Forward | Create | Reject
 
 
-def split_target(raw: str) -> Target:
-    """Origin-form path and query of a request target, refusing anything ambiguous."""
-    if raw.startswith("/"):
-        path, _, query = raw.partition("?")
-    elif raw.startswith(("http://", "https://")):
-        parts = urlsplit(raw)
-        path, query = parts.path or "/", parts.query
-    else:
-        raise BadRequest("request target must be a path")
-    if _CONTROL_RE.search(path) or _BAD_ESCAPE_RE.search(path):
-        raise BadRequest("control characters, '\\' or encoded '/', '\\', '.' in the path")
-    if any(seg in (".", "..") for seg in path.split("/")):
-        raise BadRequest("dot segments in the path")
-    if any(c in query for c in "\x00\r\n"):
-        raise BadRequest("control characters in the query")
-    return Target(path, query)
-
-
 # A verified (ID, keys) pair stays verified: cache it; new keys make new cache entries.
 _verify_cached = lru_cache(maxsize=65536)(verify)
 
@@ -112,19 +80,6 @@ def session_nodes(session_id: str, ring: Ring, keys: Keys) -> tuple[tuple[Node, 
     if not nodes:
         raise OverCapacity("no nodes in the ring")
     return nodes, False
-
-
-def referer_session(referer: str | None) -> str | None:
-    """The session a page lives in, from its Referer (`.../preview/{id}/...`)."""
-    if not referer:
-        return None
-    path = urlsplit(referer).path if "://" in referer else referer
-    parts = path.split("/", 3)
-    if len(parts) >= 4 and parts[0] == "" and parts[1] == "preview" and parts[2]:
-        sid = parts[2]
-        if is_encoded(sid) or is_valid_hashed_id(sid):
-            return sid
-    return None
 
 
 def route(

@@ -16,14 +16,15 @@ from pathlib import Path
 
 import trio
 
+from previewcore.auth import parse_tokens
+from previewcore.livefile import LiveFile
+from previewcore.session_id import Keys, parse_secrets
+from proxycore.headers import parse_trusted
+from proxycore.server import AdminOnly, HTTPServer, ServerLimits, open_listeners
+from proxycore.upstream import UpstreamPool
 from router import metrics
-from router.app import RouterApp, RouterState, parse_tokens, router_policy
-from router.headers import parse_trusted
-from router.livefile import LiveFile
+from router.app import RouterApp, RouterState, router_policy
 from router.ring import Ring, parse_ring
-from router.server import AdminOnly, HTTPServer, ServerLimits, open_listeners
-from router.session_id import Keys, parse_secrets
-from router.upstream import UpstreamPool
 
 log = logging.getLogger("preview.router")
 
@@ -92,17 +93,15 @@ class RouterService:
             max_body_bytes=cfg.max_body_bytes,
             metrics_here=cfg.admin_listen is None,
         )
-        self.server = HTTPServer(self.app, limits, metrics.OPEN_CONNECTIONS.set)
-        self.admin = (
-            HTTPServer(
-                AdminOnly(
-                    RouterApp(self.state, self.pool, policy, max_body_bytes=0, metrics_here=True)
-                ),
-                limits,
-            )
-            if cfg.admin_listen
-            else None
+        self.server = HTTPServer(
+            self.app, limits, metrics.OPEN_CONNECTIONS.set, on_finished=self.app.finished
         )
+        self.admin: HTTPServer | None = None
+        if cfg.admin_listen:
+            admin_app = RouterApp(
+                self.state, self.pool, policy, max_body_bytes=0, metrics_here=True
+            )
+            self.admin = HTTPServer(AdminOnly(admin_app), limits, on_finished=admin_app.finished)
         self.listeners: list[trio.SocketListener] = []
         self._stop = trio.Event()
 

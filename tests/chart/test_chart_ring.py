@@ -86,7 +86,7 @@ def test_weights_and_name_prefix_are_rendered(render: Any) -> None:
 
 
 def test_ring_names_follow_the_session_id_rule(render: Any, ci_values: dict[str, Any]) -> None:
-    from router.session_id import is_valid_node_name
+    from previewcore.session_id import is_valid_node_name
 
     for values in (None, ci_values):
         for node in nodes(render(values).ring_toml):

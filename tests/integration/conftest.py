@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import trio
 
+from previewcore.session_id import Keys, parse_secrets
 from router.service import RouterConfig, RouterService
-from router.session_id import Keys, parse_secrets
 
 SECRET = "s" * 48
 

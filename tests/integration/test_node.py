@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import trio
 
-from router.session_id import mint, parse_secrets
+from previewcore.session_id import mint, parse_secrets
 from tests.integration import vite_client
 from tests.integration.conftest import SECRET
 from tests.integration.processes import Proc, Processes, processes

@@ -8,7 +8,7 @@ import time
 import pytest
 import trio
 
-from router.session_id import mint
+from previewcore.session_id import mint
 from tests.integration.conftest import StartRouter
 from tests.integration.upstreams import (
     CountingListener,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from router.session_id import mint, parse_secrets
+from previewcore.session_id import mint, parse_secrets
 from tests.integration.conftest import SECRET, ring_text
 from tests.integration.processes import processes
 from tests.integration.upstreams import Reply, Seen, Upstream, client, get

@@ -8,7 +8,7 @@ import os
 import trio
 from trio_websocket import open_websocket_url, serve_websocket
 
-from router.session_id import mint
+from previewcore.session_id import mint
 from tests.integration.conftest import StartRouter
 from tests.integration.upstreams import Reply, Upstream, raw_exchange
 

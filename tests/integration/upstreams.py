@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import h11
 import trio
 
-from router.headers import get as header_value
+from proxycore.headers import get as header_value
 
 Headers = list[tuple[bytes, bytes]]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from router.errors import HeadersTooLarge, MalformedHTTP, NotImplementedCoding, URITooLong
-from router.headscan import find_head_end, scan_head
+from proxycore.errors import HeadersTooLarge, MalformedHTTP, NotImplementedCoding, URITooLong
+from proxycore.headscan import find_head_end, scan_head
 
 H = b"GET / HTTP/1.1\r\nHost: x\r\n"
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.http1 import (
+from proxycore.http1 import (
     NEED_DATA,
     End,
     ProtocolError,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from router.errors import BadRequest, NotFound, OverCapacity, UnknownSession
+from previewcore.errors import UnknownSession
+from previewcore.session_id import mint, parse_secrets
+from proxycore.errors import BadRequest, NotFound, OverCapacity
 from router.ring import Ring, parse_ring
 from router.routing import Create, Forward, Local, Redirect, Reject, route
-from router.session_id import mint, parse_secrets
 
 KEYS = parse_secrets("k" * 40)
 RING = parse_ring(

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.session_id import (
+from previewcore.session_id import (
     Keys,
     SecretError,
     is_valid_hashed_id,

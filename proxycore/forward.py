@@ -18,17 +18,16 @@ from dataclasses import dataclass, field
 import h11
 import trio
 
-from router.errors import PreviewError, UpstreamRefused, UpstreamTimeout
-from router.headers import (
-    NODE_PRIVATE,
+from proxycore.errors import PreviewError, UpstreamRefused, UpstreamTimeout
+from proxycore.headers import (
     Headers,
     downstream_response_headers,
     get,
     is_trusted,
     upstream_request_headers,
 )
-from router.headers import Network as TrustedNetwork
-from router.http1 import (
+from proxycore.headers import Network as TrustedNetwork
+from proxycore.http1 import (
     NEED_DATA,
     End,
     Event,
@@ -37,8 +36,8 @@ from router.http1 import (
     last_chunk,
     serialize_head,
 )
-from router.server import ClientGone, Exchange
-from router.upstream import UpstreamConnection, UpstreamPool
+from proxycore.server import ClientGone, Exchange
+from proxycore.upstream import UpstreamConnection, UpstreamPool
 
 FLUSH_AT = 64 * 1024
 # How long to wait for a response head before also watching the client for a hang-up:
@@ -50,7 +49,7 @@ _WATCH_CLIENT_AFTER = 0.2
 class ForwardPolicy:
     upstream_timeout: float = 60.0
     trusted: Sequence[TrustedNetwork] = ()
-    strip_response: frozenset[bytes] = NODE_PRIVATE
+    strip_response: frozenset[bytes] = frozenset()
     # Extra response headers computed per response (the node's X-Preview-Node-Load).
     extra_response_headers: Callable[[], Headers] | None = None
     drop_request: frozenset[bytes] = field(default_factory=frozenset)

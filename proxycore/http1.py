@@ -61,6 +61,17 @@ def serialize_head(method: bytes, target: bytes, headers: Sequence[tuple[bytes, 
     return b"".join(lines)
 
 
+def serialize_response_head(
+    status: int, reason: bytes, headers: Sequence[tuple[bytes, bytes]]
+) -> bytes:
+    """An HTTP/1.1 response head; names and values are the caller's own or validated."""
+    lines = [b"HTTP/1.1 %d " % status, reason, b"\r\n"]
+    for name, value in headers:
+        lines += (name, b": ", value, b"\r\n")
+    lines.append(b"\r\n")
+    return b"".join(lines)
+
+
 def encode_chunk(data: bytes) -> bytes:
     return b"%x\r\n%b\r\n" % (len(data), data) if data else b""
 

@@ -15,8 +15,8 @@ from collections import deque
 
 import trio
 
-from router.errors import UpstreamRefused, UpstreamTimeout
-from router.http1 import NEED_DATA, Event, ProtocolError, ResponseReader
+from proxycore.errors import UpstreamRefused, UpstreamTimeout
+from proxycore.http1 import NEED_DATA, Event, ProtocolError, ResponseReader
 
 READ_CHUNK = 64 * 1024
 

@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from router.server import Exchange
+    from proxycore.server import Exchange
 
 _STD = set(vars(logging.makeLogRecord({})))
 

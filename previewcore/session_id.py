@@ -2,8 +2,7 @@
 
 An ID names the node that owns its session, so any router replica can send a
 request straight to that node without asking anyone. The MAC stops a client
-from steering traffic to a node of its choosing. Pure: no IO beyond reading the
-secret file in `load_keys`, which the caller schedules.
+from steering traffic to a node of its choosing. Pure: no IO.
 
 Never log a secret; `Keys.fingerprints` is what logs may show.
 """
@@ -16,7 +15,6 @@ import hmac
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 SEPARATOR = "--"
 RAND_BYTES = 16
@@ -64,22 +62,17 @@ def fingerprint(secret: bytes) -> str:
     return hashlib.sha256(b"preview-secret-fingerprint:" + secret).hexdigest()[:12]
 
 
-def parse_secrets(text: str) -> Keys:
-    """Secrets are lines; blank lines and `#` comments are ignored, whitespace stripped."""
-    secrets = tuple(
-        line.strip().encode()
+def secret_lines(text: str) -> tuple[bytes, ...]:
+    """The lines of a secret or token file: stripped, without blanks and `#` comments."""
+    return tuple(
+        stripped.encode()
         for line in text.splitlines()
-        if line.strip() and not line.strip().startswith("#")
+        if (stripped := line.strip()) and not stripped.startswith("#")
     )
-    return Keys(secrets)
 
 
-def load_keys(path: Path) -> Keys:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SecretError(f"cannot read secret file {path}: {exc.strerror}") from exc
-    return parse_secrets(text)
+def parse_secrets(text: str) -> Keys:
+    return Keys(secret_lines(text))
 
 
 def is_valid_node_name(name: str) -> bool:
@@ -130,9 +123,6 @@ def verify(session_id: str, keys: Keys) -> str | None:
 def is_valid_hashed_id(session_id: str) -> bool:
     """A client-chosen ID: routed by hashing, never containing the separator."""
     return bool(HASHED_ID_RE.match(session_id)) and not is_encoded(session_id)
-
-
-PLACEMENT_HEADER = b"x-preview-placement"
 
 
 def placement_token(session_id: str, keys: Keys) -> str:

@@ -31,7 +31,6 @@ HOP_BY_HOP = frozenset(
         b"content-length",  # re-added from the framing h11 reports, never copied blindly
     }
 )
-NODE_PRIVATE = frozenset({b"x-preview-unknown-session", b"x-preview-node-load"})
 _REQUEST_ID_RE = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -162,7 +161,7 @@ def downstream_response_headers(
     request_id: bytes,
     content_length: int | None,
     chunked: bool,
-    strip: frozenset[bytes] = NODE_PRIVATE,
+    strip: frozenset[bytes] = frozenset(),
 ) -> Headers:
     """The upstream response's headers as the client should see them."""
     out = end_to_end(headers, strip | {b"x-request-id"})

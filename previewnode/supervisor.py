@@ -1,8 +1,9 @@
-"""Which sessions have a running Vite: start on demand, hold requests meanwhile, stop when idle.
+"""The one owner of dev servers: start on demand, hold requests meanwhile, stop when idle.
 
-Each running dev server is a task in the node's nursery, inside a cancel scope
-the session keeps: stopping a session is cancelling that scope (the dev server
-kills its process group on the way out). Starts are capped near the core count
+`Supervisor.run` is `nursery.start`-able: once started, each running dev server is a
+task in the supervisor's own nursery, inside a cancel scope the session keeps:
+stopping a session is cancelling that scope (the dev server kills its process group
+on the way out), and cancelling `run` stops them all. Starts are capped near the core count
 (a cold Vite start is CPU-bound), running servers by `--max-running` (the least
 recently used one without an open WebSocket is stopped to make room).
 
@@ -25,15 +26,10 @@ from previewnode import metrics
 from previewnode.config import NodeConfig
 from previewnode.deps import DependencyInstaller, InstallFailed, Plan, plan, requested
 from previewnode.devserver import BuildError, DevServer, DevServerConfig, DevServerFailed
+from previewnode.errors import NotHeldHere, SessionFailed, SessionGone, Starting
+from previewnode.lifecycle import Event, Status
 from previewnode.sessions import Session, SessionStore
-from router.errors import (
-    NotHeldHere,
-    OverCapacity,
-    PreviewError,
-    SessionFailed,
-    SessionGone,
-    Starting,
-)
+from proxycore.errors import OverCapacity, PreviewError
 
 log = logging.getLogger("preview.runner")
 MAX_BACKOFF = 10.0
@@ -60,7 +56,7 @@ def link_node_modules(workspace: Path, target: Path) -> None:
     os.replace(tmp, link)
 
 
-class Runner:
+class Supervisor:
     def __init__(
         self, cfg: NodeConfig, store: SessionStore, installer: DependencyInstaller
     ) -> None:
@@ -68,8 +64,18 @@ class Runner:
         self.store = store
         self.installer = installer
         self.cold_starts = trio.Semaphore(max(1, os.cpu_count() or 2))
-        self.nursery: trio.Nursery | None = None  # set by the service once it runs
-        self.plans: dict[str, Plan] = {}
+        self._nursery: trio.Nursery | None = None
+        self._plans: dict[str, Plan] = {}
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Host the dev servers until cancelled; cancelling stops every one of them."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            try:
+                await trio.sleep_forever()
+            finally:
+                self._nursery = None
 
     def running(self) -> list[Session]:
         """Sessions whose dev server runs or is starting, minus those already being stopped
@@ -82,11 +88,15 @@ class Runner:
     # -- starting ---------------------------------------------------------------------------
 
     def start(self, s: Session) -> None:
-        """Begin starting `s`'s dev server in the background (no-op if it runs or is starting)."""
+        """Begin starting `s`'s dev server in the background (no-op if it runs or is starting).
+
+        Raises `OverCapacity` when every slot is held by a session with an open socket."""
         if s.removed:
             raise gone(s)
-        if s.busy or self.nursery is None:
+        if s.busy:
             return
+        if self._nursery is None:
+            raise RuntimeError("the supervisor is not running (start it with nursery.start)")
         running = self.running()
         if len(running) >= self.cfg.max_running:
             victims = sorted(
@@ -96,16 +106,27 @@ class Runner:
                 raise OverCapacity("every running preview has an open connection")
             log.info("stopping least recently used dev server", extra={"session_id": victims[0].id})
             self.stop(victims[0])
-        if s.status == "idle" and s.record.error is None:
+        if s.status is Status.IDLE and s.record.error is None:
             metrics.WAKES.inc()
         s.scope = trio.CancelScope()
-        s.status = "installing" if not self._deps_ready(s) else "starting"
-        s.notify()
-        self.nursery.start_soon(self._run, s, s.scope)
+        s.move(Event.START if self._deps_ready(s) else Event.INSTALL)
+        self._nursery.start_soon(self._run, s, s.scope)
+
+    def start_if_room(self, s: Session) -> None:
+        """Start now if there is room; if not, the session stays registered and idle (its
+        first request starts it, or gets 503): a create or update never fails late."""
+        try:
+            self.start(s)
+        except OverCapacity:
+            s.move(Event.NO_ROOM)
+
+    def set_plan(self, s: Session, deps: Plan) -> None:
+        """The dependency set the session's next dev server uses (from a create or update)."""
+        self._plans[s.id] = deps
 
     def plan_for(self, s: Session) -> Plan:
         """The session's dependency plan; after a restart, recomputed from its package.json."""
-        known = self.plans.get(s.id)
+        known = self._plans.get(s.id)
         if known is not None:
             return known
         try:
@@ -119,7 +140,7 @@ class Runner:
                 extra={"session_id": s.id, "error": str(exc)},
             )
             result = Plan("runtime", {})
-        self.plans[s.id] = result
+        self._plans[s.id] = result
         return result
 
     def _deps_ready(self, s: Session) -> bool:
@@ -132,11 +153,11 @@ class Runner:
         while True:
             if s.removed:
                 raise gone(s)
-            if s.status == "ready" and s.port is not None:
+            if s.status is Status.READY and s.port is not None:
                 if held:
                     metrics.HELD.labels("served").inc()
                 return s.port
-            if s.status == "failed" and s.record.error is not None:
+            if s.status is Status.FAILED and s.record.error is not None:
                 raise SessionFailed(f"the preview failed: {s.record.error[-500:]}")
             if not s.busy:
                 wait = s.retry_at - time.monotonic()
@@ -166,8 +187,8 @@ class Runner:
             except InstallFailed as exc:
                 metrics.INSTALLS.labels("failed").inc()
                 s.record.error = f"dependency install failed: {exc}"
-                s.status = "failed"
                 s.save()
+                s.move(Event.INSTALL_FAILED)
                 log.error(
                     "dependency install failed",
                     extra={"session_id": s.id, "error": str(exc)[-500:]},
@@ -182,9 +203,7 @@ class Runner:
         s.port = s.pid = None
         s.scope = None
         s.stopping = False
-        if s.status in ("ready", "starting", "installing"):
-            s.status = "idle"
-        s.notify()
+        s.move(Event.STOPPED)
 
     async def _serve(self, s: Session, node_modules: Path) -> None:
         started = time.monotonic()
@@ -192,8 +211,7 @@ class Runner:
         try:
             async with trio.open_nursery() as nursery:
                 async with self.cold_starts:
-                    s.status = "starting"
-                    s.notify()
+                    s.move(Event.BOOT)
                     metrics.VITE_STARTS.inc()
                     port = await nursery.start(dev.run)
                 self._ready(s, dev, port, started)
@@ -207,7 +225,6 @@ class Runner:
 
     def _ready(self, s: Session, dev: DevServer, port: int, started: float) -> None:
         s.port, s.pid = port, dev.pid
-        s.status = "ready"
         s.failures = 0
         metrics.VITE_START_SECONDS.observe(time.monotonic() - started)
         if s.started_at == 0.0:
@@ -221,13 +238,13 @@ class Runner:
                 "seconds": round(time.monotonic() - started, 3),
             },
         )
-        s.notify()
+        s.move(Event.SERVING)
 
     def _crashed(self, s: Session, why: str, tail: str) -> None:
         metrics.VITE_CRASHES.inc()
         s.failures += 1
         s.retry_at = time.monotonic() + backoff(s.failures)
-        s.status = "idle"
+        s.move(Event.CRASHED)
         log.error(
             "dev server stopped unexpectedly",
             extra={"session_id": s.id, "why": why, "stderr_tail": tail[-2000:]},
@@ -236,8 +253,6 @@ class Runner:
     async def _dependencies(self, s: Session) -> Path:
         deps = self.plan_for(s)
         if not self.installer.is_ready(deps):
-            s.status = "installing"
-            s.notify()
             t = time.monotonic()
             target = await self.installer.ensure(deps)
             metrics.INSTALLS.labels("ok").inc()
@@ -273,11 +288,18 @@ class Runner:
 
     async def remove(self, s: Session) -> None:
         """Delete a session: nobody may start it again, then stop its Vite, then drop its files."""
-        s.removed = True
-        s.notify()  # held requests see `removed` and answer 410/404 instead of restarting it
+        s.mark_removed()  # held requests answer 410/404 instead of restarting it
         await self.stop_and_wait(s)
         self.store.remove(s)
-        self.plans.pop(s.id, None)
+        self._plans.pop(s.id, None)
+
+    async def restart_with(self, s: Session, deps: Plan) -> None:
+        """New dependencies: stop the dev server, forget past failures, start over."""
+        self.set_plan(s, deps)
+        await self.stop_and_wait(s)
+        s.failures = 0
+        s.move(Event.DEPS_CHANGED)
+        self.start_if_room(s)  # `installing` until the new set is ready
 
     async def stop_and_wait(self, s: Session) -> None:
         self.stop(s)
@@ -294,7 +316,7 @@ class Runner:
                 await self.remove(s)
             elif (
                 s.busy
-                and s.status == "ready"
+                and s.status is Status.READY
                 and s.open_sockets == 0
                 and (now_mono - s.last_active > self.cfg.idle_seconds)
             ):

@@ -16,10 +16,10 @@ from collections.abc import Callable
 import h11
 import trio
 
-from router.forward import ForwardPolicy, UpstreamResponse, exchange_head, relay_response
-from router.headers import end_to_end
-from router.server import Exchange, enable_keepalive
-from router.upstream import READ_CHUNK, UpstreamPool
+from proxycore.forward import ForwardPolicy, UpstreamResponse, exchange_head, relay_response
+from proxycore.headers import end_to_end
+from proxycore.server import Exchange, enable_keepalive
+from proxycore.upstream import READ_CHUNK, UpstreamPool
 
 Activity = Callable[[], None]
 

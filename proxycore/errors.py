@@ -1,8 +1,11 @@
-"""Every error the platform answers with, mapped to a status and body in one place.
+"""Errors that become HTTP responses, and the one mapping from an exception to a response.
 
-Code deep in the proxy raises these; only the connection loop turns them into a
-response, through `status_for` and `error_response`. Bodies follow CONTRACT §2:
-JSON `{"success": false, "error", "code"}`, or a small HTML page for a browser.
+Code deep in the proxy (or in an app on top of it) raises a `PreviewError` subclass;
+only the server's connection loop turns it into a response, through `status_for` and
+`error_response`. Apps define their own subclasses (`previewcore.errors`,
+`previewnode.errors`): a status, a code and a default message are all they need.
+Bodies follow CONTRACT §2: JSON `{"success": false, "error", "code"}`, or a small HTML
+page for a browser.
 """
 
 from __future__ import annotations
@@ -46,26 +49,6 @@ class NotImplementedCoding(PreviewError):
     close_connection = True
 
 
-class Unauthorized(PreviewError):
-    status, code, default_message = 401, "unauthorized", "API token missing or wrong"
-
-
-class UnknownSession(PreviewError):
-    status, code, default_message = 404, "unknown_session", "unknown session"
-
-
-class NotHeldHere(UnknownSession):
-    """A hashed ID this node does not hold: the router may ask the next node (CONTRACT §4)."""
-
-    headers = ((b"x-preview-unknown-session", b"1"),)
-
-
-class SessionFailed(PreviewError):
-    """The session's dependencies could not be installed or its dev server cannot start."""
-
-    status, code, default_message = 502, "session_failed", "the preview failed to start"
-
-
 class NotFound(PreviewError):
     status, code, default_message = 404, "not_found", "no such route"
 
@@ -73,14 +56,6 @@ class NotFound(PreviewError):
 class RequestTimeout(PreviewError):
     status, code, default_message = 408, "request_timeout", "request headers not complete in time"
     close_connection = True
-
-
-class SessionExists(PreviewError):
-    status, code, default_message = 409, "session_exists", "session ID already taken"
-
-
-class SessionGone(PreviewError):
-    status, code, default_message = 410, "session_gone", "session expired or deleted"
 
 
 class TooLarge(PreviewError):
@@ -98,10 +73,6 @@ class HeadersTooLarge(PreviewError):
     close_connection = True
 
 
-class InvalidContent(PreviewError):
-    status, code, default_message = 422, "invalid_content", "invalid content"
-
-
 class UpstreamRefused(PreviewError):
     """Connect refused/reset, or a malformed answer: the node is not serving."""
 
@@ -110,16 +81,6 @@ class UpstreamRefused(PreviewError):
 
 class OverCapacity(PreviewError):
     status, code, default_message = 503, "over_capacity", "over capacity, retry shortly"
-    retry_after = 2
-
-
-class Draining(PreviewError):
-    status, code, default_message = 503, "draining", "shutting down, retry shortly"
-    retry_after = 2
-
-
-class Starting(PreviewError):
-    status, code, default_message = 503, "starting", "the preview is still starting"
     retry_after = 2
 
 

@@ -4,7 +4,9 @@ One `ClientConnection` per accepted socket. It owns the read buffer between
 requests, so every request head (pipelined ones too) goes through
 `headscan.scan_head` before a fresh h11 connection parses it, and it owns the
 header deadline. What happens to a parsed request is the `Handler`'s business;
-errors raised from it are answered here, once, via `errors.status_for`.
+errors raised from it are answered here, once, via `errors.status_for`, and every
+finished exchange (answered, failed or abandoned) is reported once to the server's
+`on_finished` hook, where each app keeps its metrics and access log.
 
 Never: buffer a body without a limit, or let a handler's exception escape and
 take the listener down.
@@ -23,7 +25,7 @@ from typing import Protocol
 import h11
 import trio
 
-from router.errors import (
+from proxycore.errors import (
     BadRequest,
     MalformedHTTP,
     NotFound,
@@ -34,9 +36,10 @@ from router.errors import (
     error_response,
     status_for,
 )
-from router.errors import reason as http_reason
-from router.headers import Headers, get, is_websocket_upgrade, plain, request_id
-from router.headscan import MAX_HEAD, HeadInfo, find_head_end, scan_head
+from proxycore.errors import reason as http_reason
+from proxycore.headers import Headers, get, is_websocket_upgrade, plain, request_id
+from proxycore.headscan import MAX_HEAD, HeadInfo, find_head_end, scan_head
+from proxycore.http1 import serialize_response_head
 
 log = logging.getLogger("preview.http")
 READ_CHUNK = 64 * 1024
@@ -56,6 +59,9 @@ class Handler(Protocol):
     async def handle(self, ex: Exchange) -> None: ...
 
 
+Finished = Callable[["Exchange"], None]
+
+
 class Exchange:
     """One request on a client connection: its head, its body, and the response to it."""
 
@@ -71,10 +77,12 @@ class Exchange:
         "peer",
         "request_id",
         "response_started",
+        "route",
         "started_at",
         "status",
         "target",
         "upgrade",
+        "upstream",
     )
 
     def __init__(
@@ -93,6 +101,10 @@ class Exchange:
         self.status = 0
         self.extra_headers: Headers = []  # added to every response this side generates
         self.response_started = False
+        # Labels the app sets for its finished-request hook: the route class it chose
+        # and the upstream (node) it forwarded to.
+        self.route = "error"
+        self.upstream = ""
         self.started_at = time.perf_counter()
         self._body_done = info.content_length in (None, 0) and not info.chunked
         if self._body_done:
@@ -164,8 +176,7 @@ class Exchange:
         out += self.conn.send(h11.EndOfMessage()) or b""
         await self.client.send(out)
 
-    async def respond_error(self, exc: BaseException) -> None:
-        err = status_for(exc)
+    async def respond_error(self, err: PreviewError) -> None:
         status, headers, body = error_response(err, self.header(b"accept"))
         if err.close_connection:
             headers.append((b"connection", b"close"))
@@ -176,12 +187,18 @@ class ClientConnection:
     """One accepted socket: read heads strictly, hand requests to the handler, keep alive."""
 
     def __init__(
-        self, stream: trio.SocketStream, handler: Handler, limits: ServerLimits, peer: str
+        self,
+        stream: trio.SocketStream,
+        handler: Handler,
+        limits: ServerLimits,
+        peer: str,
+        on_finished: Finished | None = None,
     ) -> None:
         self.stream = stream
         self.handler = handler
         self.limits = limits
         self.peer = peer
+        self.on_finished = on_finished
         self.buf = bytearray()
         self.closed = False
 
@@ -272,7 +289,11 @@ class ClientConnection:
             except PreviewError as exc:
                 await self._answer_early(exc)
                 return
-            keep = await self._run_handler(ex)
+            try:
+                keep = await self._run_handler(ex)
+            finally:
+                if self.on_finished is not None:
+                    self.on_finished(ex)
             if not keep:
                 if ex.status >= 400 and ex.conn.our_state in (h11.DONE, h11.MUST_CLOSE):
                     await self._linger()  # e.g. a 413 sent before the body was read
@@ -282,23 +303,8 @@ class ClientConnection:
 
     async def _answer_early(self, exc: PreviewError) -> None:
         """Answer a request we could not parse: no h11 state to trust, so write bytes directly."""
-        status, headers, body = error_response(exc)
-        conn = h11.Connection(h11.SERVER)
-        conn.receive_data(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
-        conn.next_event()
-        out = (
-            conn.send(
-                h11.Response(
-                    status_code=status,
-                    headers=[*headers, (b"connection", b"close")],
-                    reason=http_reason(status),
-                )
-            )
-            or b""
-        )
-        out += (conn.send(h11.Data(data=body)) or b"") + (conn.send(h11.EndOfMessage()) or b"")
         with trio.move_on_after(1), trio.CancelScope(shield=True), contextlib.suppress(ClientGone):
-            await self.send(out)
+            await self.send(closing_error(exc))
         await self._linger()
 
     async def _linger(self, seconds: float = 1.0, limit: int = 1 << 20) -> None:
@@ -356,8 +362,7 @@ class AdminOnly:
 
     async def handle(self, ex: Exchange) -> None:
         if ex.target.partition(b"?")[0] not in self.PATHS:
-            await ex.respond_error(NotFound())
-            return
+            raise NotFound()
         await self.app.handle(ex)
 
 
@@ -390,12 +395,14 @@ class HTTPServer:
         handler: Handler,
         limits: ServerLimits,
         on_connection: Callable[[int], None] | None = None,
+        on_finished: Finished | None = None,
     ) -> None:
         self.handler = handler
         self.limits = limits
         self.open_connections = 0
         self.accepting = True
         self._on_connection = on_connection
+        self._on_finished = on_finished
 
     async def serve(
         self,
@@ -432,19 +439,25 @@ class HTTPServer:
             if self.open_connections > self.limits.max_connections:
                 await _refuse(stream)
                 return
-            conn = ClientConnection(stream, self.handler, self.limits, _peer_of(stream))
+            conn = ClientConnection(
+                stream, self.handler, self.limits, _peer_of(stream), self._on_finished
+            )
             await conn.serve()
         finally:
             self._count(-1)
 
 
+def closing_error(err: PreviewError) -> bytes:
+    """A complete error response that ends the connection, for when no request was parsed."""
+    status, headers, body = error_response(err)
+    headers.append((b"connection", b"close"))
+    return serialize_response_head(status, http_reason(status), headers) + body
+
+
 async def _refuse(stream: trio.SocketStream) -> None:
-    status, headers, body = error_response(OverCapacity("too many connections"))
-    head = f"HTTP/1.1 {status} Service Unavailable\r\n".encode()
-    head += b"".join(k + b": " + v + b"\r\n" for k, v in headers) + b"connection: close\r\n\r\n"
     with trio.move_on_after(1):
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            await stream.send_all(head + body)
+            await stream.send_all(closing_error(OverCapacity("too many connections")))
     await stream.aclose()
 
 

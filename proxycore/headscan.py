@@ -11,12 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from router.errors import (
-    HeadersTooLarge,
-    MalformedHTTP,
-    NotImplementedCoding,
-    URITooLong,
-)
+from proxycore.errors import HeadersTooLarge, MalformedHTTP, NotImplementedCoding, URITooLong
 
 MAX_REQUEST_LINE = 8 * 1024
 MAX_HEADER_BLOCK = 64 * 1024

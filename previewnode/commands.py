@@ -1,0 +1,148 @@
+"""What the API asks of a node: create, update, extend and delete a session.
+
+The use cases behind `/kontext/preview`, apart from HTTP: they take decoded bodies
+and return the session, so the order that makes the contract hold lives here and
+only here: validate everything, write the whole session and register it (rename
+into place after fsync), and only then start its dev server and answer.
+
+Never: register a session whose files are not all written, or fail a create or an
+update after its session was registered (a full node leaves it `idle`, not lost).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import shutil
+import time
+
+import trio
+
+from previewcore.errors import InvalidContent, SessionExists
+from previewcore.session_id import (
+    Keys,
+    is_valid_hashed_id,
+    mint,
+    verify_placement,
+)
+from previewnode.api import CreateBody, PatchBody, UpdateBody, make_upload, ttl
+from previewnode.config import NodeConfig
+from previewnode.deps import DependencyInstaller, plan
+from previewnode.errors import Draining
+from previewnode.sessions import Record, Session, SessionStore
+from previewnode.supervisor import Supervisor, link_node_modules
+from previewnode.workspace import Limits, apply_update, write_tree
+from proxycore.errors import OverCapacity
+
+log = logging.getLogger("preview.sessions")
+
+
+class SessionCommands:
+    def __init__(
+        self,
+        cfg: NodeConfig,
+        store: SessionStore,
+        supervisor: Supervisor,
+        installer: DependencyInstaller,
+    ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.supervisor = supervisor
+        self.installer = installer
+        self.limits = Limits(cfg.max_files, cfg.max_file_bytes)
+        self.draining = False
+
+    def full(self) -> bool:
+        return len(self.store) >= self.cfg.max_sessions
+
+    def _session_id(self, chosen: str | None, placement: bytes | None, keys: Keys) -> str:
+        """A minted ID, or the client's own when the router proves the ring placed it."""
+        if chosen is None:
+            return mint(self.cfg.name, keys)
+        if placement is None or not verify_placement(chosen, placement.decode("latin-1"), keys):
+            raise InvalidContent(
+                "a client-chosen sessionId needs the router's ring: create it through a router"
+            )
+        if not is_valid_hashed_id(chosen):
+            raise InvalidContent("sessionId must match [A-Za-z0-9_-]{1,64} and not contain '--'")
+        if self.store.get(chosen) is not None:
+            raise SessionExists(f"session {chosen} exists")
+        return chosen
+
+    async def create(
+        self, body: CreateBody, placement: bytes | None, keys: Keys, *, wait_ready: bool
+    ) -> Session:
+        if self.draining:
+            raise Draining()
+        if self.full():
+            raise OverCapacity("this node holds its maximum number of sessions")
+        sid = self._session_id(body.sessionId, placement, keys)
+        upload = make_upload(body.files, body.packageJson, [], self.limits)
+        deps_plan = plan(upload.deps or {}, self.installer.runtime_versions)
+        created = time.time()
+        record = Record(
+            id=sid,
+            node=self.cfg.name,
+            created_at=created,
+            expires_at=created + ttl(body.ttlSeconds, self.cfg),
+            hashed=body.sessionId is not None,
+            ignored=upload.ignored,
+            deps_key=deps_plan.key,
+        )
+
+        def write() -> Session:
+            staging = self.store.staging(sid)
+            try:
+                write_tree(staging / "ws", upload.files)
+                if self.installer.is_ready(deps_plan):
+                    link_node_modules(staging / "ws", self.installer.node_modules_for(deps_plan))
+                return self.store.register(staging, record)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+
+        try:
+            s = await trio.to_thread.run_sync(write)
+        except FileExistsError as exc:
+            raise SessionExists(f"session {sid} exists") from exc
+        except OSError as exc:
+            if exc.errno == errno.ENOTEMPTY:  # rename onto an existing session
+                raise SessionExists(f"session {sid} exists") from exc
+            raise
+        self.supervisor.set_plan(s, deps_plan)
+        log.info(
+            "session created",
+            extra={"session_id": sid, "deps": deps_plan.key, "files": len(upload.files)},
+        )
+        self.supervisor.start_if_room(s)
+        if wait_ready:
+            with trio.move_on_after(self.cfg.hold_seconds):
+                while s.status in ("starting", "installing", "idle") and s.busy:
+                    await s.changed.wait()
+        return s
+
+    async def update(self, s: Session, body: UpdateBody) -> Session:
+        upload = make_upload(body.files, body.packageJson, body.delete, self.limits)
+        await trio.to_thread.run_sync(apply_update, s.workspace, upload.files, upload.deletes)
+        s.touch()
+        changed = False
+        new_ignored = sorted(set(s.record.ignored) | set(upload.ignored))
+        if new_ignored != s.record.ignored:
+            s.record.ignored, changed = new_ignored, True
+        if upload.deps is not None or "package.json" in upload.deletes:
+            new_plan = plan(upload.deps or {}, self.installer.runtime_versions)
+            if new_plan.key != s.record.deps_key or s.record.error is not None:
+                s.record.deps_key, s.record.error, changed = new_plan.key, None, True
+                await self.supervisor.restart_with(s, new_plan)
+        if changed:
+            s.save()
+        return s
+
+    def extend(self, s: Session, body: PatchBody) -> Session:
+        s.record.expires_at = time.time() + ttl(body.ttlSeconds, self.cfg)
+        s.save()
+        return s
+
+    async def delete(self, s: Session) -> Session:
+        await self.supervisor.remove(s)
+        return s
