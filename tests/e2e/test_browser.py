@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.e2e.cluster import Cluster, app_files, cluster, http
-from tests.integration.upstreams import free_port
+from tests.support.cluster import Cluster, app_files, cluster, http
+from tests.support.processes import free_port
 
 pytestmark = pytest.mark.e2e
 

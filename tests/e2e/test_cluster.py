@@ -24,8 +24,8 @@ import pytest
 import trio
 
 from router.ring import Node, Ring
-from tests.e2e.cluster import Cluster, app_files, cluster, http
-from tests.integration import vite_client
+from tests.support import vite_client
+from tests.support.cluster import Cluster, app_files, cluster, http
 
 pytestmark = pytest.mark.e2e
 

@@ -12,8 +12,7 @@ import trio
 
 from previewcore.session_id import Keys, parse_secrets
 from router.service import RouterConfig, RouterService
-
-SECRET = "s" * 48
+from tests.support.ring import SECRET, ring_text
 
 
 @dataclass
@@ -25,13 +24,6 @@ class RouterHandle:
 
     def write_ring(self, nodes: dict[str, tuple[int, str]]) -> None:
         self.ring_path.write_text(ring_text(nodes))
-
-
-def ring_text(nodes: dict[str, tuple[int, str]]) -> str:
-    return "".join(
-        f'[[nodes]]\nname = "{name}"\nurl = "http://127.0.0.1:{port}"\nstate = "{state}"\n\n'
-        for name, (port, state) in nodes.items()
-    )
 
 
 StartRouter = Callable[..., Awaitable[RouterHandle]]

@@ -10,13 +10,13 @@ import trio
 
 from previewcore.session_id import mint
 from tests.integration.conftest import StartRouter
-from tests.integration.upstreams import (
+from tests.support.processes import free_port
+from tests.support.upstreams import (
     CountingListener,
     Reply,
     Seen,
     Upstream,
     client,
-    free_port,
     get,
 )
 

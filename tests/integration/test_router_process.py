@@ -12,9 +12,9 @@ import pytest
 import trio
 
 from previewcore.session_id import mint, parse_secrets
-from tests.integration.conftest import SECRET, ring_text
-from tests.integration.processes import processes
-from tests.integration.upstreams import Reply, Seen, Upstream, client, get
+from tests.support.processes import processes
+from tests.support.ring import SECRET, ring_text
+from tests.support.upstreams import Reply, Seen, Upstream, client, get
 
 
 def _files(tmp: Path, port: int) -> tuple[Path, Path]:
@@ -107,7 +107,7 @@ async def test_workers_share_the_socket_and_metrics_aggregate(
     up = Upstream()
     await nursery.start(up.serve)
     ring, secret = _files(tmp_path, up.port)
-    from tests.integration.upstreams import free_port
+    from tests.support.processes import free_port
 
     admin = free_port()
     with processes(tmp_path) as ps:

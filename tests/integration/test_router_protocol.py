@@ -9,7 +9,7 @@ import trio
 
 from previewcore.session_id import mint
 from tests.integration.conftest import StartRouter
-from tests.integration.upstreams import CountingListener, raw_exchange
+from tests.support.upstreams import CountingListener, raw_exchange
 
 SID = "{sid}"
 REQ = "GET /preview/{sid}/ HTTP/1.1\r\nHost: x\r\n"

@@ -10,7 +10,7 @@ from trio_websocket import open_websocket_url, serve_websocket
 
 from previewcore.session_id import mint
 from tests.integration.conftest import StartRouter
-from tests.integration.upstreams import Reply, Upstream, raw_exchange
+from tests.support.upstreams import Reply, Upstream, raw_exchange
 
 
 async def _echo_server(request) -> None:  # type: ignore[no-untyped-def]
@@ -126,7 +126,7 @@ async def test_upgrade_to_a_silent_upstream_times_out(
     nursery: trio.Nursery, start_router: StartRouter
 ) -> None:
     """Vite ignores a wrong subprotocol entirely: the router's timeout must end the wait."""
-    from tests.integration.upstreams import CountingListener
+    from tests.support.upstreams import CountingListener
 
     hang = CountingListener(hang=True)
     await nursery.start(hang.serve)

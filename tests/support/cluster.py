@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from router.ring import Node, Ring, render_ring
-from tests.integration.conftest import SECRET
-from tests.integration.processes import Proc, Processes, processes, wait_http
-from tests.integration.upstreams import free_port
+from tests.support.processes import Proc, Processes, free_port, processes, wait_http
+from tests.support.ring import SECRET
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "app"
 

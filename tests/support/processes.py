@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,8 +16,6 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-from tests.integration.upstreams import free_port
 
 
 def wait_http(url: str, timeout: float = 20.0, expect: int = 200) -> None:
@@ -144,3 +143,10 @@ def processes(tmp: Path) -> Iterator[Processes]:
         yield ps
     finally:
         ps.stop_all()
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 right now (a process started next may take it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -18,8 +18,8 @@ import pytest
 import trio
 
 from previewnode.devserver import BuildError, DevServer, DevServerConfig, DevServerFailed
-from tests.integration import vite_client
-from tests.integration.vite_client import HmrSocket, Response
+from tests.support import vite_client
+from tests.support.vite_client import HmrSocket, Response
 
 pytestmark = pytest.mark.e2e
 

@@ -15,10 +15,10 @@ import pytest
 import trio
 
 from previewcore.session_id import mint, parse_secrets
-from tests.integration import vite_client
-from tests.integration.conftest import SECRET
-from tests.integration.processes import Proc, Processes, processes
-from tests.integration.upstreams import Response, get
+from tests.support import vite_client
+from tests.support.processes import Proc, Processes, processes
+from tests.support.ring import SECRET
+from tests.support.upstreams import Response, get
 
 pytestmark = pytest.mark.e2e
 

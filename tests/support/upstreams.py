@@ -130,14 +130,6 @@ class CountingListener:
         await stream.aclose()
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def raw_exchange(port: int, data: bytes, wait: float = 5.0) -> bytes:
     """Send raw bytes, read until the server closes (or `wait` seconds pass)."""
     stream = await trio.open_tcp_stream("127.0.0.1", port)
