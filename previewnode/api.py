@@ -67,7 +67,6 @@ class Upload:
 
     files: dict[str, bytes]
     deletes: list[str]
-    package_json: dict[str, Any] | None  # the parsed package.json if the upload has one
     deps: dict[str, str] | None  # its non-tooling dependencies, validated
     ignored: list[str]
 
@@ -101,7 +100,7 @@ def make_upload(
         parsed = doc
     deps = requested(parsed) if parsed is not None else None
     ignored = sorted(p for p in mapping if is_ignored(p))
-    return Upload(mapping, deletes, parsed, deps, ignored)
+    return Upload(mapping, deletes, deps, ignored)
 
 
 def session_object(s: Session, cfg: NodeConfig) -> dict[str, Any]:

@@ -83,15 +83,6 @@ class NodeConfig:
     def ws_scheme(self) -> str:
         return "wss" if urlsplit(self.public_url).scheme == "https" else "ws"
 
-    @property
-    def sessions_dir(self) -> Path:
-        return self.data_dir / "sessions"
-
-    @property
-    def vite_cache_root(self) -> Path:
-        """Per-session Vite caches, outside every workspace."""
-        return self.data_dir / "vite-cache"
-
 
 def from_args(a: dict[str, object]) -> NodeConfig:
     data_dir = Path(str(a["data_dir"])).resolve()

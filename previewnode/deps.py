@@ -140,7 +140,6 @@ class DependencyInstaller:
         self.cache_dir = cache_dir
         self.runtime_versions = installed_versions(self.runtime_node_modules)
         self._locks: dict[str, trio.Lock] = {}
-        self.installs = 0
         self.install_seconds = 0.0
 
     def node_modules_for(self, p: Plan) -> Path:
@@ -199,7 +198,6 @@ class DependencyInstaller:
                 capture_stderr=True,
                 check=False,
             )
-        self.installs += 1
         self.install_seconds += time.monotonic() - started
         if scope.cancelled_caught:
             shutil.rmtree(staging, ignore_errors=True)

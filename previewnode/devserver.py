@@ -127,7 +127,6 @@ class DevServer:
         self.pid: int | None = None
         self._stderr = bytearray()
         self._announced_port: int | None = None
-        self._stdout_done = trio.Event()
         self._stderr_done = trio.Event()
         self._ready_or_eof = trio.Event()
 
@@ -237,7 +236,6 @@ class DevServer:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         finally:
-            self._stdout_done.set()
             self._ready_or_eof.set()
 
     def _handle_event_line(self, line: bytes) -> None:

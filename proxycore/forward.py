@@ -15,7 +15,6 @@ import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import h11
 import trio
 
 from proxycore.errors import PreviewError, UpstreamRefused, UpstreamTimeout
@@ -245,19 +244,8 @@ async def relay_response(
         headers.extend(policy.extra_response_headers())
     ok = False
     try:
-        ex.status = response.status
-        ex.response_started = True
-        out = (
-            ex.conn.send(
-                h11.Response(  # parsed strictly from upstream, plus our own: validated once
-                    status_code=response.status,
-                    headers=headers,
-                    reason=response.reason,
-                    _parsed=True,
-                )
-            )
-            or b""
-        )
+        framing = ex.start_response(response.status, response.reason, headers)
+        out = framing.head
         keep_trailers = chunked and ex.http_version == b"1.1"
         while True:
             event = up.poll()
@@ -270,14 +258,14 @@ async def relay_response(
                 if scope.cancelled_caught:
                     raise UpstreamTimeout("upstream stalled mid-body")
             elif isinstance(event, bytes):
-                out += ex.conn.send(h11.Data(data=event)) or b""
+                out += framing.body(event)
                 if len(out) >= FLUSH_AT:
                     await ex.client.send(out)
                     out = b""
             elif isinstance(event, End):
-                trailers = event.trailers if keep_trailers else []
-                out += ex.conn.send(h11.EndOfMessage(headers=trailers)) or b""
+                out += framing.end(event.trailers if keep_trailers else ())
                 await ex.client.send(out)
+                ex.response_done = True
                 ok = True
                 return
             else:

@@ -3,7 +3,7 @@
 What Go's ReverseProxy and Caddy do: drop hop-by-hop headers and every header a
 `Connection` header names, add `X-Forwarded-*` (kept from the client only when
 the peer is a trusted proxy), keep or mint `X-Request-ID`, and keep Host. Names
-arrive lower-cased from h11.
+arrive lower-cased from both parsers.
 """
 
 from __future__ import annotations
@@ -34,18 +34,6 @@ HOP_BY_HOP = frozenset(
 _REQUEST_ID_RE = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def plain(headers: Iterable[tuple[bytes, bytes]]) -> Headers:
-    """h11's parsed headers as a plain list of (lower-case name, value).
-
-    h11's `Headers` iterates through the generic `Sequence` protocol, slowly, on every
-    lookup; its private `_full_items` (h11 < 0.17 is pinned) holds the same pairs.
-    """
-    items = getattr(headers, "_full_items", None)
-    if items is None:
-        return list(headers)
-    return [(name, value) for _, name, value in items]
 
 
 def parse_trusted(spec: str) -> tuple[Network, ...]:

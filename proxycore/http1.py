@@ -130,10 +130,6 @@ class ResponseReader:
         self._start(head_request)
 
     @property
-    def done(self) -> bool:
-        return self._mode == "done"
-
-    @property
     def leftover(self) -> bytes:
         """Bytes received past what was parsed (after a 101: the new protocol's first bytes)."""
         return bytes(self._buf)

@@ -37,9 +37,10 @@ from proxycore.errors import (
     status_for,
 )
 from proxycore.errors import reason as http_reason
-from proxycore.headers import Headers, get, is_websocket_upgrade, plain, request_id
+from proxycore.headers import Headers, get, is_websocket_upgrade, request_id
 from proxycore.headscan import MAX_HEAD, HeadInfo, find_head_end, scan_head
 from proxycore.http1 import serialize_response_head
+from proxycore.response import Framing, client_keeps_alive, frame_response
 
 log = logging.getLogger("preview.http")
 READ_CHUNK = 64 * 1024
@@ -67,15 +68,18 @@ class Exchange:
 
     __slots__ = (
         "_body_done",
+        "_continue_sent",
         "client",
         "conn",
         "extra_headers",
         "headers",
         "http_version",
         "info",
+        "keep_alive",
         "method",
         "peer",
         "request_id",
+        "response_done",
         "response_started",
         "route",
         "started_at",
@@ -92,8 +96,12 @@ class Exchange:
         self.conn = conn
         self.method: bytes = req.method
         self.target: bytes = req.target
-        self.headers: Headers = plain(req.headers)
+        self.headers: Headers = [(name.lower(), value) for name, value in req.headers.raw_items()]
         self.http_version: bytes = req.http_version
+        # h11 parses the request side only; the response side is ours (`proxycore.response`).
+        self.keep_alive = client_keeps_alive(self.http_version, self.headers)
+        self.response_done = False
+        self._continue_sent = False
         self.info = info
         self.peer = client.peer
         self.request_id = request_id(self.headers)
@@ -124,10 +132,9 @@ class Exchange:
         """The body in chunks of at most 64 KiB, then a `Headers` list if there are trailers."""
         if self._body_done:
             return
-        if self.conn.client_is_waiting_for_100_continue:
-            await self.client.send(
-                self.conn.send(h11.InformationalResponse(status_code=100, headers=[]))
-            )
+        if self.conn.client_is_waiting_for_100_continue and not self._continue_sent:
+            self._continue_sent = True
+            await self.client.send(b"HTTP/1.1 100 Continue\r\n\r\n")
         while True:
             event = await self.client.next_event(self.conn)
             if isinstance(event, h11.Data):
@@ -165,16 +172,41 @@ class Exchange:
         hdrs = [*headers, *self.extra_headers, (b"x-request-id", self.request_id)]
         if not any(k.lower() == b"content-length" for k, _ in hdrs):
             hdrs.append((b"content-length", str(len(body)).encode()))
+        framing = self.start_response(status, reason or http_reason(status), hdrs)
+        self.response_done = True
+        await self.client.send(framing.head + framing.body(body) + framing.end())
+
+    def start_response(self, status: int, reason: bytes, headers: Headers) -> Framing:
+        """Frame a final response to this request; the caller sends its head and body."""
+        framing = frame_response(
+            status,
+            reason,
+            headers,
+            head_request=self.method == b"HEAD",
+            http11_client=self.http_version == b"1.1",
+            client_keep_alive=self.keep_alive,
+        )
         self.status = status
         self.response_started = True
-        response = h11.Response(
-            status_code=status, headers=hdrs, reason=reason or http_reason(status)
-        )
-        out = self.conn.send(response) or b""
-        if body and self.method != b"HEAD":
-            out += self.conn.send(h11.Data(data=body)) or b""
-        out += self.conn.send(h11.EndOfMessage()) or b""
-        await self.client.send(out)
+        self.keep_alive = framing.keep_alive
+        return framing
+
+    def switching_protocols(self, reason: bytes, headers: Headers) -> bytes:
+        """The head of a 101: after it, the connection belongs to the tunnel."""
+        self.status = 101
+        self.response_started = True
+        self.response_done = True
+        self.keep_alive = False
+        return serialize_response_head(101, reason, headers)
+
+    @property
+    def request_done(self) -> bool:
+        """The whole request, body included, was read."""
+        return self._body_done
+
+    def leftover(self) -> bytes:
+        """Bytes the client sent past this request (pipelined, or a tunnel's first bytes)."""
+        return bytes(self.conn.trailing_data[0])
 
     async def respond_error(self, err: PreviewError) -> None:
         status, headers, body = error_response(err, self.header(b"accept"))
@@ -295,11 +327,11 @@ class ClientConnection:
                 if self.on_finished is not None:
                     self.on_finished(ex)
             if not keep:
-                if ex.status >= 400 and ex.conn.our_state in (h11.DONE, h11.MUST_CLOSE):
+                if ex.status >= 400 and ex.response_done:
                     await self._linger()  # e.g. a 413 sent before the body was read
                 return
             # bytes h11 read past this request come first, then any the proxy read meanwhile
-            self.buf = bytearray(conn.trailing_data[0]) + self.buf
+            self.buf = bytearray(ex.leftover()) + self.buf
 
     async def _answer_early(self, exc: PreviewError) -> None:
         """Answer a request we could not parse: no h11 state to trust, so write bytes directly."""
@@ -335,13 +367,14 @@ class ClientConnection:
             err = status_for(exc)
             if err.status >= 500 and not isinstance(exc, PreviewError):
                 log.exception("handler failed", extra={"request_id": ex.request_id.decode()})
-            if ex.response_started or ex.conn.our_state is not h11.SEND_RESPONSE:
+            if ex.response_started:
                 return False
             await ex.respond_error(err)
             if err.close_connection:
                 return False
-        conn = ex.conn
-        if conn.our_state is h11.DONE and conn.their_state is not h11.DONE:
+        if not ex.response_done:
+            return False
+        if not ex.request_done:
             # The handler answered without reading the body (e.g. an early 4xx): drain a little.
             try:
                 with trio.move_on_after(1):
@@ -349,7 +382,7 @@ class ClientConnection:
                         pass
             except (MalformedHTTP, ClientGone):
                 return False
-        return conn.our_state is h11.DONE and conn.their_state is h11.DONE
+        return ex.keep_alive and ex.request_done
 
 
 class AdminOnly:

@@ -3,9 +3,9 @@
 The client never sees a 101 the upstream did not give: a refused upgrade (Vite
 answers 400 to a bad token, 403 to an unknown Host) reaches the client as a
 normal response and the connection never becomes a tunnel. After both 101s the
-bytes each h11 connection had already read past the handshake (`trailing_data`)
-are delivered first, then both directions are copied until either side closes;
-a half-close is passed on, and cancellation closes both sockets.
+bytes each side had already read past the handshake are delivered first, then
+both directions are copied until either side closes; a half-close is passed on,
+and cancellation closes both sockets.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 
-import h11
 import trio
 
 from proxycore.forward import ForwardPolicy, UpstreamResponse, exchange_head, relay_response
@@ -103,13 +102,8 @@ async def finish_upgrade(
     headers += [(b"connection", b"Upgrade"), (b"upgrade", resp.header(b"upgrade") or b"websocket")]
     if policy.extra_response_headers is not None:
         headers.extend(policy.extra_response_headers())
-    ex.status = 101
-    ex.response_started = True
-    out = ex.conn.send(
-        h11.InformationalResponse(status_code=101, headers=headers, reason=resp.response.reason)
-    )
-    await ex.client.send(out or b"")
-    client_first, _ = ex.conn.trailing_data
+    await ex.client.send(ex.switching_protocols(resp.response.reason, headers))
+    client_first = ex.leftover()
     upstream_first = resp.up.reader.leftover
     enable_keepalive(ex.client.stream)
     enable_keepalive(resp.up.stream)
