@@ -7,7 +7,7 @@ still parsed strictly: anything malformed raises `ProtocolError` (the proxy's 50
 
 Framing follows RFC 9112 §6.3: no body for HEAD, 1xx, 204 and 304; `chunked` when it
 is the final transfer coding; else `Content-Length`; else until the peer closes (the
-connection is then not reused).
+connection is then not reused). One small reader per framing, as in h11's `_readers.py`.
 """
 
 from __future__ import annotations
@@ -108,26 +108,154 @@ def parse_head(block: bytes) -> ResponseHead:
     )
 
 
-class ResponseReader:
-    """Incremental reader of one response at a time on a keep-alive connection."""
+class _Done:
+    """After the body (or for a response that has none): only `End`."""
 
-    __slots__ = ("_buf", "_chunk_left", "_eof", "_head_request", "_left", "_mode", "keep_alive")
+    finished = True
+
+    def next(self, buf: bytearray, eof: bool) -> Event:
+        return End([])
+
+    def next_step(self, buf: bytearray) -> Event | None:
+        return End([])
+
+
+_DONE = _Done()
+
+
+class _LengthBody:
+    """`Content-Length: n`: exactly n bytes."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, length: int) -> None:
+        self.left = length
+
+    @property
+    def finished(self) -> bool:
+        return self.left == 0
+
+    def next(self, buf: bytearray, eof: bool) -> Event:
+        if self.left == 0:
+            return End([])
+        if not buf:
+            if eof:
+                raise ProtocolError("connection closed inside a response body")
+            return NEED_DATA
+        n = min(self.left, len(buf))
+        data = bytes(buf[:n])
+        del buf[:n]
+        self.left -= n
+        return data
+
+
+class _UntilClose:
+    """No length and not chunked: the body is everything until the peer closes."""
+
+    finished = False  # and never reusable: the peer closes to end it
+
+    def next(self, buf: bytearray, eof: bool) -> Event:
+        if buf:
+            data = bytes(buf)
+            buf.clear()
+            return data
+        return End([]) if eof else NEED_DATA
+
+
+class _ChunkedBody:
+    """`Transfer-Encoding: chunked`: size lines, data and its CRLF, then trailers."""
+
+    __slots__ = ("_left", "_step", "finished")
+
+    def __init__(self) -> None:
+        self._step = self._size_line
+        self._left = 0  # bytes of the current chunk still to come
+        self.finished = False
+
+    def next(self, buf: bytearray, eof: bool) -> Event:
+        while True:
+            event = self._step(buf)
+            if event is not None:
+                if event is NEED_DATA and eof:
+                    raise ProtocolError("connection closed inside a chunked body")
+                return event
+
+    def _size_line(self, buf: bytearray) -> Event | None:
+        end = buf.find(b"\r\n")
+        if end < 0:
+            if len(buf) > MAX_CHUNK_LINE:
+                raise ProtocolError("chunk size line too long")
+            return NEED_DATA
+        line = bytes(buf[:end]).split(b";", 1)[0].strip(b" \t")
+        if not line or not _HEX.issuperset(line) or len(line) > 15:
+            raise ProtocolError(f"bad chunk size {line[:20]!r}")
+        del buf[: end + 2]
+        self._left = int(line, 16)
+        self._step = self._data if self._left else self._trailers
+        return None
+
+    def _data(self, buf: bytearray) -> Event | None:
+        if not buf:
+            return NEED_DATA
+        n = min(self._left, len(buf))
+        data = bytes(buf[:n])
+        del buf[:n]
+        self._left -= n
+        if self._left == 0:
+            self._step = self._data_end
+        return data
+
+    def _data_end(self, buf: bytearray) -> Event | None:
+        if len(buf) < 2:
+            return NEED_DATA
+        if buf[:2] != b"\r\n":
+            raise ProtocolError("missing CRLF after chunk data")
+        del buf[:2]
+        self._step = self._size_line
+        return None
+
+    def _trailers(self, buf: bytearray) -> Event | None:
+        if buf.startswith(b"\r\n"):
+            del buf[:2]
+            return self._end([])
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            if len(buf) > MAX_HEAD:
+                raise ProtocolError("trailers too large")
+            return NEED_DATA
+        trailers = _parse_fields(bytes(buf[:end]).split(b"\r\n"))
+        del buf[: end + 4]
+        return self._end(trailers)
+
+    def _end(self, trailers: Headers) -> End:
+        self.finished = True
+        self._step = _DONE.next_step
+        return End(trailers)
+
+
+Body = _Done | _LengthBody | _UntilClose | _ChunkedBody
+
+
+class ResponseReader:
+    """Incremental reader of one response at a time on a keep-alive connection.
+
+    Reads a head, then hands the bytes to the one small reader its framing names
+    (h11's `_readers.py` table is the model); `None` while a head is expected.
+    """
+
+    __slots__ = ("_body", "_buf", "_eof", "_head_request", "_switched", "keep_alive")
 
     def __init__(self) -> None:
         self._buf = bytearray()
         self._eof = False
         self.keep_alive = True
-        self._start(False)
-
-    def _start(self, head_request: bool) -> None:
-        self._head_request = head_request
-        self._mode = "head"
-        self._left = 0  # Content-Length bytes still to come
-        self._chunk_left = 0  # bytes of the current chunk still to come
+        self._switched = False
+        self.expect_response(False)
 
     def expect_response(self, head_request: bool) -> None:
         """A request was sent: the next bytes are its response."""
-        self._start(head_request)
+        self._head_request = head_request
+        self._body: Body | None = None
 
     @property
     def leftover(self) -> bytes:
@@ -141,25 +269,11 @@ class ResponseReader:
             self._eof = True
 
     def next_event(self) -> Event:
-        mode = self._mode
-        if mode == "head":
+        if self._switched:
+            raise AssertionError("after a 101 the caller owns the bytes")
+        if self._body is None:
             return self._head()
-        if mode == "length":
-            return self._length()
-        if mode == "chunked":
-            return self._chunked()
-        if mode == "close":
-            if self._buf:
-                data = bytes(self._buf)
-                self._buf.clear()
-                return data
-            if self._eof:
-                self._mode = "done"
-                return End([])
-            return NEED_DATA
-        if mode == "done":
-            return End([])
-        raise AssertionError(mode)  # "switched": the caller owns the bytes now
+        return self._body.next(self._buf, self._eof)
 
     def _head(self) -> Event:
         end = self._buf.find(b"\r\n\r\n")
@@ -180,15 +294,15 @@ class ResponseReader:
         self.keep_alive = (b"close" not in tokens) if head.http11 else (b"keep-alive" in tokens)
         status = head.status
         if status == 101:
-            self._mode = "switched"
-            self.keep_alive = False
-            return
-        if 100 <= status < 200:
-            self._mode = "head"  # an interim answer: the real one follows
-            return
-        if self._head_request or status in (204, 304):
-            self._mode = "done"
-            return
+            self._switched, self.keep_alive = True, False
+        elif 100 <= status < 200:
+            self._body = None  # an interim answer: the real one follows
+        elif self._head_request or status in (204, 304):
+            self._body = _DONE
+        else:
+            self._body = self._framed_body(head)
+
+    def _framed_body(self, head: ResponseHead) -> Body:
         codings = [
             c.strip().lower()
             for k, v in head.headers
@@ -197,89 +311,21 @@ class ResponseReader:
         ]
         if codings:
             if codings[-1] == b"chunked":
-                self._mode = "chunked"
-                self._chunk_left = -1  # reading a size line next
-                return
-            self._mode, self.keep_alive = "close", False
-            return
+                return _ChunkedBody()
+            self.keep_alive = False
+            return _UntilClose()
         lengths = {v for k, v in head.headers if k == b"content-length"}
-        if lengths:
-            if len(lengths) != 1:
-                raise ProtocolError("differing Content-Length values")
-            value = next(iter(lengths))
-            if not value.isdigit() or len(value) > 18:
-                raise ProtocolError("invalid Content-Length")
-            self._left = int(value)
-            self._mode = "length" if self._left else "done"
-            return
-        self._mode, self.keep_alive = "close", False
-
-    def _length(self) -> Event:
-        if not self._buf:
-            if self._eof:
-                raise ProtocolError("connection closed inside a response body")
-            return NEED_DATA
-        n = min(self._left, len(self._buf))
-        data = bytes(self._buf[:n])
-        del self._buf[:n]
-        self._left -= n
-        if self._left == 0:
-            self._mode = "done"
-        return data
-
-    def _chunked(self) -> Event:
-        buf = self._buf
-        if self._chunk_left > 0:  # inside a chunk's data
-            if not buf:
-                return self._need()
-            n = min(self._chunk_left, len(buf))
-            data = bytes(buf[:n])
-            del buf[:n]
-            self._chunk_left -= n
-            if self._chunk_left == 0:
-                self._chunk_left = -2  # the CRLF after the data
-            return data
-        if self._chunk_left == -2:
-            if len(buf) < 2:
-                return self._need()
-            if buf[:2] != b"\r\n":
-                raise ProtocolError("missing CRLF after chunk data")
-            del buf[:2]
-            self._chunk_left = -1
-        if self._chunk_left == -1:  # a size line
-            end = buf.find(b"\r\n")
-            if end < 0:
-                if len(buf) > MAX_CHUNK_LINE:
-                    raise ProtocolError("chunk size line too long")
-                return self._need()
-            line = bytes(buf[:end]).split(b";", 1)[0].strip(b" \t")
-            if not line or not _HEX.issuperset(line) or len(line) > 15:
-                raise ProtocolError(f"bad chunk size {line[:20]!r}")
-            del buf[: end + 2]
-            size = int(line, 16)
-            if size:
-                self._chunk_left = size
-                return self._chunked()
-            self._chunk_left = -3  # trailers next
-        end = buf.find(b"\r\n\r\n") if not buf.startswith(b"\r\n") else -2
-        if end == -2:
-            del buf[:2]
-            self._mode = "done"
-            return End([])
-        if end < 0:
-            if len(buf) > MAX_HEAD:
-                raise ProtocolError("trailers too large")
-            return self._need()
-        trailers = _parse_fields(bytes(buf[:end]).split(b"\r\n"))
-        del buf[: end + 4]
-        self._mode = "done"
-        return End(trailers)
-
-    def _need(self) -> Event:
-        if self._eof:
-            raise ProtocolError("connection closed inside a chunked body")
-        return NEED_DATA
+        if not lengths:
+            self.keep_alive = False
+            return _UntilClose()
+        if len(lengths) != 1:
+            raise ProtocolError("differing Content-Length values")
+        value = next(iter(lengths))
+        if not value.isdigit() or len(value) > 18:
+            raise ProtocolError("invalid Content-Length")
+        return _LengthBody(int(value)) if int(value) else _DONE
 
     def reusable(self) -> bool:
         """The last response ended cleanly and the peer keeps the connection."""
-        return self._mode == "done" and self.keep_alive and not self._eof and not self._buf
+        finished = self._body is not None and self._body.finished
+        return finished and self.keep_alive and not self._eof and not self._buf

@@ -335,7 +335,8 @@ class ClientConnection:
 
     async def _answer_early(self, exc: PreviewError) -> None:
         """Answer a request we could not parse: no h11 state to trust, so write bytes directly."""
-        with trio.move_on_after(1), trio.CancelScope(shield=True), contextlib.suppress(ClientGone):
+        # Shield first, deadline inside: a deadline outside a shield never reaches in.
+        with trio.CancelScope(shield=True), trio.move_on_after(1), contextlib.suppress(ClientGone):
             await self.send(closing_error(exc))
         await self._linger()
 
@@ -345,7 +346,7 @@ class ClientConnection:
         Closing a socket with unread input makes the kernel send a reset, which can
         destroy our error response before the client reads it (nginx's lingering_close).
         """
-        with trio.move_on_after(seconds), trio.CancelScope(shield=True):
+        with trio.CancelScope(shield=True), trio.move_on_after(seconds):
             try:
                 await self.stream.send_eof()
                 seen = 0
