@@ -1,0 +1,267 @@
+"""previewnode.workspace: a tenant's paths and contents, checked before a byte is written.
+
+Only the pure checks (`check_path`, `validate_files`, `is_ignored`, `decode_content`);
+writing trees is covered where the node runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import pytest
+
+from previewcore.errors import InvalidContent
+from previewnode.workspace import (
+    MAX_DEPTH,
+    Limits,
+    check_path,
+    decode_content,
+    is_ignored,
+    validate_files,
+)
+from proxycore.errors import TooLarge
+
+HOSTILE_PATHS = [
+    # empty, absolute, dot and empty segments
+    "",
+    "/",
+    "/etc/passwd",
+    "//etc/passwd",
+    ".",
+    "..",
+    "../x",
+    "../../etc/passwd",
+    "a/..",
+    "a/../../b",
+    "a/../b",
+    "./a",
+    "a/./b",
+    "a//b",
+    "a/",
+    "src/",
+    # backslashes (Windows separators) and drive letters written with them
+    "a\\b",
+    "..\\..\\x",
+    "C:\\Windows\\x",
+    "\\\\server\\share\\x",
+    # NUL and control characters
+    "a\x00b",
+    "a.js\x00.png",
+    "a\nb",
+    "a\rb",
+    "a\tb",
+    "a\x1bb",
+    "a\x1fb",
+    "a\x7fb",
+    # the dependency tree and git are the node's
+    "node_modules",
+    "node_modules/react/index.js",
+    "src/node_modules/x.js",
+    "a/b/node_modules/c",
+    ".git",
+    ".git/config",
+    ".git/hooks/post-checkout",
+    # files package managers read (and may run) at install time
+    ".npmrc",
+    "src/.npmrc",
+    ".pnpmfile.cjs",
+    "pkg/.pnpmfile.cjs",
+    ".yarnrc",
+    ".yarnrc.yml",
+    "pkg/.yarnrc.yml",
+    # overlong
+    "a" * 1025,
+    "/".join(["d"] * (MAX_DEPTH + 1)),
+    "/".join(["d"] * 100),
+]
+
+
+@pytest.mark.parametrize("path", HOSTILE_PATHS)
+def test_hostile_tenant_paths_are_refused_422(path: str) -> None:
+    with pytest.raises(InvalidContent) as info:
+        check_path(path)
+    assert info.value.status == 422 and info.value.code == "invalid_content"
+
+
+def test_the_refusal_names_the_path_but_never_more_than_80_characters_of_it() -> None:
+    with pytest.raises(InvalidContent) as info:
+        check_path("../" + "x" * 2000)
+    assert "'../xxx" in info.value.message and len(info.value.message) < 200
+
+
+ORDINARY_PATHS = [
+    "index.html",
+    "package.json",
+    "src/App.jsx",
+    "src/components/Button.tsx",
+    "public/logo.svg",
+    ".gitignore",
+    ".env",
+    "src/.gitkeep",
+    "npmrc",
+    ".npmrc.example",
+    "node_modules_old/x.js",
+    "my-node_modules/x.js",
+    "a b/c d.js",
+    "café/naïve.js",
+    "src/日本語.ts",
+    "...",  # a name on POSIX, not a dot segment
+    "a/..b/c..",
+    "/".join(["d"] * MAX_DEPTH),
+    "/".join(["a" * 200] * 5),  # 1004 characters
+    # harmless on POSIX: no normalization turns these into separators or dot segments
+    "C:/x",  # a directory named 'C:'
+    "\uff0e\uff0e/x",  # fullwidth full stops
+    "\u2025/x",  # two dot leader
+    "a\u2215b",  # division slash
+    "src/\u202egpj.js",  # a bidi override spoofs how a name reads, not where it goes
+]
+
+
+@pytest.mark.parametrize("path", ORDINARY_PATHS)
+def test_ordinary_relative_paths_are_accepted_unchanged(path: str) -> None:
+    assert check_path(path) == path
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=pytest.fail.Exception,
+    reason="a reserved name is only checked as the last segment: '.npmrc/x' or "
+    "'.pnpmfile.cjs/index.js' create a directory with the reserved name (Node's require "
+    "of '.pnpmfile.cjs' would load its index.js)",
+)
+@pytest.mark.parametrize("path", [".npmrc/x", ".pnpmfile.cjs/index.js", ".yarnrc.yml/x"])
+def test_a_reserved_name_is_refused_as_a_directory_too(path: str) -> None:
+    with pytest.raises(InvalidContent):
+        check_path(path)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=pytest.fail.Exception,
+    reason="C1 control characters (U+0080-U+009F, e.g. NEL and CSI) pass: the check only "
+    "covers U+0000-U+001F and U+007F, the contract refuses any control character",
+)
+@pytest.mark.parametrize("path", ["src/a\x85b.js", "src/a\x9b31mb.js"])
+def test_c1_control_characters_are_refused_like_c0_ones(path: str) -> None:
+    with pytest.raises(InvalidContent):
+        check_path(path)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=pytest.fail.Exception,
+    reason="a segment over NAME_MAX (255 bytes) passes check_path; writing it raises "
+    "OSError(ENAMETOOLONG), which the node answers 500 instead of 422",
+)
+@pytest.mark.parametrize("path", ["a" * 256 + ".js", "src/" + "\u00e9" * 128])
+def test_a_segment_longer_than_the_file_system_allows_is_refused(path: str) -> None:
+    with pytest.raises(InvalidContent):
+        check_path(path)
+
+
+# --- validate_files ---------------------------------------------------------------------
+
+
+def test_a_file_count_over_the_limit_is_413() -> None:
+    files = {f"f{i}.js": b"" for i in range(4)}
+    with pytest.raises(TooLarge) as info:
+        validate_files(files, [], Limits(max_files=3))
+    assert info.value.status == 413 and info.value.code == "too_large"
+
+
+def test_a_file_count_at_the_limit_is_accepted() -> None:
+    files = {f"f{i}.js": b"" for i in range(3)}
+    # deletions do not count towards the limit; raises TooLarge if they did
+    validate_files(files, ["a.js", "b.js", "c.js", "d.js"], Limits(max_files=3))
+
+
+@pytest.mark.parametrize(("size", "refused"), [(0, False), (8, False), (9, True)])
+def test_a_file_over_the_byte_limit_is_413(size: int, refused: bool) -> None:
+    files = {"index.html": b"x" * size}
+    if refused:
+        with pytest.raises(TooLarge, match=re.escape("index.html: 9 bytes; at most 8")):
+            validate_files(files, [], Limits(max_file_bytes=8))
+    else:
+        validate_files(files, [], Limits(max_file_bytes=8))
+
+
+@pytest.mark.parametrize("bad", ["../x", "node_modules/x", ".npmrc", "/etc/passwd", ""])
+def test_a_hostile_path_among_files_or_deletions_is_refused(bad: str) -> None:
+    with pytest.raises(InvalidContent):
+        validate_files({"ok.js": b"", bad: b""}, [], Limits())
+    with pytest.raises(InvalidContent):
+        validate_files({"ok.js": b""}, ["ok.js", bad], Limits())
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=pytest.fail.Exception,
+    reason="a path that is both a file and another file's directory passes validation; "
+    "writing fails with FileExistsError (create: answered 409 session_exists) or "
+    "'a parent is a file', depending on order",
+)
+def test_a_path_that_is_both_a_file_and_a_directory_is_refused() -> None:
+    with pytest.raises(InvalidContent):
+        validate_files({"src/App.jsx": b"", "src": b""}, [], Limits())
+
+
+# --- is_ignored -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("vite.config.ts", True),
+        ("vite.config.js", True),
+        ("vite.config.mjs", True),
+        ("postcss.config.cjs", True),
+        ("tailwind.config.js", True),
+        ("tailwind.config.ts", True),
+        ("src/vite.config.ts", False),  # only the root's config is ever loaded
+        ("vite.config", False),
+        ("vite.config.ts.bak", False),
+        ("myvite.config.ts", False),
+        ("vite.config.local.ts", False),
+        ("index.html", False),
+        ("package.json", False),
+    ],
+)
+def test_only_root_level_tool_configs_are_listed_as_ignored(path: str, expected: bool) -> None:
+    assert is_ignored(path) is expected
+
+
+# --- decode_content ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "encoding", "expected"),
+    [
+        ("héllo", "utf-8", "héllo".encode()),
+        ("héllo", "utf8", "héllo".encode()),
+        ("", "utf-8", b""),
+        (base64.b64encode(b"\x89PNG\x00\xff").decode(), "base64", b"\x89PNG\x00\xff"),
+        ("", "base64", b""),
+    ],
+)
+def test_contents_decode_from_utf8_or_base64(content: str, encoding: str, expected: bytes) -> None:
+    assert decode_content("f", content, encoding) == expected
+
+
+@pytest.mark.parametrize(
+    ("content", "encoding"),
+    [
+        ("!!!!", "base64"),
+        ("aGk", "base64"),  # missing padding
+        ("aG k=", "base64"),  # whitespace is not silently dropped
+        ("aGk=\n", "base64"),
+        ("hi", "latin-1"),
+        ("hi", "UTF-8"),  # the contract's spellings only
+        ("hi", "hex"),
+        ("hi", ""),
+    ],
+)
+def test_bad_base64_or_an_unknown_encoding_is_422(content: str, encoding: str) -> None:
+    with pytest.raises(InvalidContent, match=r"^logo\.png: "):
+        decode_content("logo.png", content, encoding)
