@@ -92,7 +92,7 @@ def test_files_as_a_list_decode_utf8_and_base64_entries() -> None:
         ]
     )
     assert up.files == {"index.html": "<h1>é</h1>".encode(), "public/logo.png": PNG}
-    assert (up.package_json, up.deps, up.ignored, up.deletes) == (None, None, [], [])
+    assert (up.deps, up.ignored, up.deletes) == (None, [], [])
 
 
 def test_files_as_an_object_are_utf8_text() -> None:
@@ -145,24 +145,22 @@ def test_package_json_is_merged_in_as_a_file_and_its_dependencies_requested() ->
     pkg = {"name": "app", "dependencies": {"react": "^19.0.0", "vite": "^5"}}
     up = upload({"index.html": ""}, pkg)
     assert json.loads(up.files["package.json"]) == pkg
-    assert up.package_json == pkg
     assert up.deps == {"react": "^19.0.0"}  # vite is the runtime's
 
 
 def test_package_json_from_the_body_field_replaces_one_among_the_files() -> None:
     up = upload({"package.json": '{"name": "old"}'}, {"name": "new"})
-    assert up.package_json == {"name": "new"}
     assert json.loads(up.files["package.json"]) == {"name": "new"}
 
 
 def test_a_package_json_among_the_files_is_parsed() -> None:
     up = upload({"package.json": '{"dependencies": {"zod": "3.x"}}'})
-    assert up.package_json == {"dependencies": {"zod": "3.x"}} and up.deps == {"zod": "3.x"}
+    assert up.deps == {"zod": "3.x"}
 
 
 def test_a_nested_package_json_is_only_a_file() -> None:
     up = upload({"packages/a/package.json": "[]"})
-    assert up.package_json is None and up.deps is None
+    assert up.deps is None and "package.json" not in up.files
 
 
 @pytest.mark.parametrize(
