@@ -150,9 +150,11 @@ class NodeApp:
             raise NotFound()
 
     async def _preview(self, ex: Exchange, s: Session) -> None:
-        s.touch()
-        port = await self.supervisor.wait_ready(s, self.cfg.hold_seconds)
-        addr = ("127.0.0.1", port)
+        with s.serving():
+            port = await self.supervisor.wait_ready(s, self.cfg.hold_seconds)
+            await self._to_dev_server(ex, s, ("127.0.0.1", port))
+
+    async def _to_dev_server(self, ex: Exchange, s: Session, addr: tuple[str, int]) -> None:
         if ex.upgrade:
 
             def opened() -> None:

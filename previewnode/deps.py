@@ -41,6 +41,11 @@ _TAG_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
 _BAD_SPEC = re.compile(
     r"^(file:|link:|git\+|git:|github:|gitlab:|bitbucket:|gist:|https?:|workspace:|portal:|patch:|npm:)|/|\\"
 )
+# What a semver range is made of; anything else (`&`, `;`, `$`, quotes, newlines) is not
+# a range, even where the loose parser would drop it and read the rest.
+_RANGE_CHARS_RE = re.compile(r"^(?:[A-Za-z0-9.+\-^~<>=* ]|\|\|)*$")  # `|` only as `||`
+# npm-package-arg reads a spec ending like a tarball as a local file, like `file:`.
+_TARBALL_RE = re.compile(r"\.(tgz|tar|tar\.gz)$", re.IGNORECASE)
 INSTALL_SECONDS = 600.0
 NPM_TAIL = 4000
 
@@ -63,7 +68,7 @@ def _validate(name: str, spec: object) -> str:
     if not _NAME_RE.match(name) or len(name) > 214:
         raise InvalidContent(f"dependency {name!r}: not a valid npm package name")
     spec = spec.strip()
-    if _BAD_SPEC.search(spec):
+    if _BAD_SPEC.search(spec) or _TARBALL_RE.search(spec) or not _RANGE_CHARS_RE.match(spec):
         raise InvalidContent(f"dependency {name!r}: {spec!r} is not a registry version")
     if _TAG_RE.match(spec):  # a dist-tag such as "latest" or "next"
         return spec

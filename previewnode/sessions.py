@@ -19,6 +19,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,6 +85,7 @@ class Session:
     retry_at: float = 0.0
     started_at: float = 0.0
     open_sockets: int = 0
+    open_requests: int = 0  # preview requests held or being forwarded right now
     removed: bool = False  # deleted or expired: never started again, waiters get 410/404
     stopping: bool = False  # its dev server was told to stop and no longer counts as running
 
@@ -109,6 +111,23 @@ class Session:
         """Deleted or expired: never started again; held requests answer 410/404."""
         self.removed = True
         self.notify()
+
+    @contextmanager
+    def serving(self) -> Iterator[None]:
+        """Around one preview request: active from its start to its end, held time included
+        (an idle stop must not cut a request that waited longer than `--idle-seconds`)."""
+        self.open_requests += 1
+        self.touch()
+        try:
+            yield
+        finally:
+            self.open_requests -= 1
+            self.touch()
+
+    @property
+    def in_use(self) -> bool:
+        """A request or a WebSocket is open: not idle, whatever the clock says."""
+        return self.open_requests > 0 or self.open_sockets > 0
 
     def touch(self) -> None:
         self.last_active = time.monotonic()

@@ -99,9 +99,7 @@ class Supervisor:
             raise RuntimeError("the supervisor is not running (start it with nursery.start)")
         running = self.running()
         if len(running) >= self.cfg.max_running:
-            victims = sorted(
-                (r for r in running if r.open_sockets == 0), key=lambda r: r.last_active
-            )
+            victims = sorted((r for r in running if not r.in_use), key=lambda r: r.last_active)
             if not victims:
                 raise OverCapacity("every running preview has an open connection")
             log.info("stopping least recently used dev server", extra={"session_id": victims[0].id})
@@ -317,7 +315,7 @@ class Supervisor:
             elif (
                 s.busy
                 and s.status is Status.READY
-                and s.open_sockets == 0
+                and not s.in_use
                 and (now_mono - s.last_active > self.cfg.idle_seconds)
             ):
                 log.info("stopping idle dev server", extra={"session_id": s.id})

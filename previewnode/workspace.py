@@ -27,7 +27,8 @@ from proxycore.errors import TooLarge
 MAX_DEPTH = 32
 _REFUSED_FIRST = {"node_modules", ".git"}
 _REFUSED_NAMES = {".npmrc", ".pnpmfile.cjs", ".yarnrc", ".yarnrc.yml"}
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\\]")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")  # C0, DEL, C1, backslash
+NAME_MAX = 255  # bytes of one path segment (Linux)
 # Stored but never executed (CONTRACT §6): the node's fixed configuration wins.
 _IGNORED_RE = re.compile(r"^(vite|postcss|tailwind)\.config\.[A-Za-z0-9]+$")
 
@@ -53,8 +54,10 @@ def check_path(path: str) -> str:
         raise InvalidContent(f"bad file path {path[:80]!r}: deeper than {MAX_DEPTH}")
     if parts[0] in _REFUSED_FIRST or "node_modules" in parts:
         raise InvalidContent(f"bad file path {path[:80]!r}: node_modules and .git are managed")
-    if parts[-1] in _REFUSED_NAMES:
+    if any(p in _REFUSED_NAMES for p in parts):
         raise InvalidContent(f"bad file path {path[:80]!r}: reserved name")
+    if any(len(p.encode("utf-8", "surrogatepass")) > NAME_MAX for p in parts):
+        raise InvalidContent(f"bad file path {path[:80]!r}: a segment over {NAME_MAX} bytes")
     return path
 
 
@@ -80,6 +83,12 @@ def validate_files(files: Mapping[str, bytes], deletes: Iterable[str], limits: L
         check_path(path)
         if len(data) > limits.max_file_bytes:
             raise TooLarge(f"{path}: {len(data)} bytes; at most {limits.max_file_bytes}")
+    for path in files:
+        parent = path.rpartition("/")[0]
+        while parent:
+            if parent in files:
+                raise InvalidContent(f"{path}: {parent} is a file in the same upload")
+            parent = parent.rpartition("/")[0]
     for path in deletes:
         check_path(path)
 
@@ -135,8 +144,26 @@ def write_tree(root: Path, files: Mapping[str, bytes]) -> None:
         _fsync_dir(d)
 
 
+def _check_targets(root: Path, files: Iterable[str]) -> None:
+    """Refuse an update that cannot be written whole, before anything is written."""
+    for rel in files:
+        parent = root
+        for part in rel.split("/")[:-1]:
+            parent = parent / part
+            if parent.is_symlink():
+                raise InvalidContent(f"{rel}: a parent is a symlink")
+            if parent.exists() and not parent.is_dir():
+                raise InvalidContent(f"{rel}: a parent is a file")
+        target = root / rel
+        if target.is_symlink() or (target.exists() and not target.is_file()):
+            raise InvalidContent(f"{rel}: exists and is not a regular file")
+
+
 def apply_update(root: Path, files: Mapping[str, bytes], deletes: Iterable[str]) -> None:
-    """Replace/add files atomically one by one (temp + rename) and delete others."""
+    """Replace/add files atomically one by one (temp + rename) and delete others.
+
+    Every target is checked first, so a refused update writes nothing."""
+    _check_targets(root, files)
     for rel, data in files.items():
         parent = _safe_parent(root, rel)
         target = root / rel

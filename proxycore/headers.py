@@ -126,7 +126,8 @@ def upstream_request_headers(
         {b"x-request-id", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"}
     )
     out = end_to_end(headers, drop)
-    prior_for = get(headers, b"x-forwarded-for") if trusted else None
+    # RFC 9110 §5.3: several X-Forwarded-For lines mean the same as one comma-joined line.
+    prior_for = b", ".join(v for k, v in headers if k == b"x-forwarded-for") if trusted else None
     proto = (get(headers, b"x-forwarded-proto") if trusted else None) or b"http"
     host = (get(headers, b"x-forwarded-host") if trusted else None) or get(headers, b"host")
     out.append(

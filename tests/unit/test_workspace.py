@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import re
+from pathlib import Path
 
 import pytest
 
@@ -15,10 +16,12 @@ from previewcore.errors import InvalidContent
 from previewnode.workspace import (
     MAX_DEPTH,
     Limits,
+    apply_update,
     check_path,
     decode_content,
     is_ignored,
     validate_files,
+    write_tree,
 )
 from proxycore.errors import TooLarge
 
@@ -124,37 +127,18 @@ def test_ordinary_relative_paths_are_accepted_unchanged(path: str) -> None:
     assert check_path(path) == path
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="a reserved name is only checked as the last segment: '.npmrc/x' or "
-    "'.pnpmfile.cjs/index.js' create a directory with the reserved name (Node's require "
-    "of '.pnpmfile.cjs' would load its index.js)",
-)
 @pytest.mark.parametrize("path", [".npmrc/x", ".pnpmfile.cjs/index.js", ".yarnrc.yml/x"])
 def test_a_reserved_name_is_refused_as_a_directory_too(path: str) -> None:
     with pytest.raises(InvalidContent):
         check_path(path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="C1 control characters (U+0080-U+009F, e.g. NEL and CSI) pass: the check only "
-    "covers U+0000-U+001F and U+007F, the contract refuses any control character",
-)
 @pytest.mark.parametrize("path", ["src/a\x85b.js", "src/a\x9b31mb.js"])
 def test_c1_control_characters_are_refused_like_c0_ones(path: str) -> None:
     with pytest.raises(InvalidContent):
         check_path(path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="a segment over NAME_MAX (255 bytes) passes check_path; writing it raises "
-    "OSError(ENAMETOOLONG), which the node answers 500 instead of 422",
-)
 @pytest.mark.parametrize("path", ["a" * 256 + ".js", "src/" + "\u00e9" * 128])
 def test_a_segment_longer_than_the_file_system_allows_is_refused(path: str) -> None:
     with pytest.raises(InvalidContent):
@@ -195,13 +179,6 @@ def test_a_hostile_path_among_files_or_deletions_is_refused(bad: str) -> None:
         validate_files({"ok.js": b""}, ["ok.js", bad], Limits())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="a path that is both a file and another file's directory passes validation; "
-    "writing fails with FileExistsError (create: answered 409 session_exists) or "
-    "'a parent is a file', depending on order",
-)
 def test_a_path_that_is_both_a_file_and_a_directory_is_refused() -> None:
     with pytest.raises(InvalidContent):
         validate_files({"src/App.jsx": b"", "src": b""}, [], Limits())
@@ -265,3 +242,12 @@ def test_contents_decode_from_utf8_or_base64(content: str, encoding: str, expect
 def test_bad_base64_or_an_unknown_encoding_is_422(content: str, encoding: str) -> None:
     with pytest.raises(InvalidContent, match=r"^logo\.png: "):
         decode_content("logo.png", content, encoding)
+
+
+def test_an_update_that_cannot_be_written_whole_writes_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    write_tree(root, {"src": b"a file where the update wants a folder", "keep.js": b"1"})
+    with pytest.raises(InvalidContent, match="a parent is a file"):
+        apply_update(root, {"a.js": b"new", "keep.js": b"2", "src/x.js": b"x"}, [])
+    assert sorted(p.name for p in root.iterdir()) == ["keep.js", "src"]
+    assert (root / "keep.js").read_bytes() == b"1"
