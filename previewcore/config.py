@@ -64,6 +64,26 @@ def seconds(text: str) -> float:
     return value
 
 
+def preview_domain(text: str) -> str:
+    """A DNS name under which each session gets its own host (`{id}.{domain}`)."""
+    name = text.strip().lower().rstrip(".")
+    labels = name.split(".")
+    if not name or any(
+        not label or len(label) > 63 or not all(c.isalnum() or c == "-" for c in label)
+        for label in labels
+    ):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a DNS name")
+    return name
+
+
+def add_preview_domain(parser: EnvParser) -> None:
+    parser.flag(
+        "--preview-domain",
+        type=preview_domain,
+        help="subdomain mode: session {id} is served at {id}.DOMAIN (unset: path mode)",
+    )
+
+
 def add_common(parser: EnvParser) -> None:
     parser.flag("--log-format", default="json", choices=["json", "text"], help="log line format")
     parser.flag("--log-level", default="info", help="debug, info, warning or error")

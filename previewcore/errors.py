@@ -19,3 +19,13 @@ class SessionExists(PreviewError):
 
 class InvalidContent(PreviewError):
     status, code, default_message = 422, "invalid_content", "invalid content"
+
+
+class ForbiddenOrigin(PreviewError):
+    status, code, default_message = 403, "forbidden_origin", "this origin may not call the API"
+
+
+class UnsupportedMediaType(PreviewError):
+    status = 415
+    code = "unsupported_media_type"
+    default_message = "API bodies must be application/json"

@@ -83,7 +83,7 @@ def _b32(data: bytes) -> str:
     return base64.b32encode(data).decode("ascii").rstrip("=").lower()
 
 
-def _mac(key: bytes, prefix: str) -> str:
+def mac_of(key: bytes, prefix: str) -> str:
     digest = hmac.new(key, prefix.encode("ascii"), hashlib.sha256).digest()
     return _b32(digest[:MAC_BYTES])
 
@@ -95,7 +95,7 @@ def mint(node: str, keys: Keys, rand: bytes | None = None) -> str:
             f"invalid node name {node!r}: 3-20 of [a-z0-9-], no leading/trailing '-' or '--'"
         )
     prefix = f"{node}{SEPARATOR}{_b32(rand if rand is not None else os.urandom(RAND_BYTES))}"
-    return prefix + _mac(keys.signing, prefix)
+    return prefix + mac_of(keys.signing, prefix)
 
 
 def is_encoded(session_id: str) -> bool:
@@ -116,7 +116,7 @@ def verify(session_id: str, keys: Keys) -> str | None:
     given = tail[RAND_CHARS:].encode("ascii")
     ok = False
     for key in keys.secrets:
-        ok |= hmac.compare_digest(_mac(key, prefix).encode("ascii"), given)
+        ok |= hmac.compare_digest(mac_of(key, prefix).encode("ascii"), given)
     return node if ok else None
 
 
@@ -131,11 +131,11 @@ def placement_token(session_id: str, keys: Keys) -> str:
     A node refuses client-chosen IDs on node-local creation (CONTRACT §2: only
     the ring may place them); this token proves the ring placed this one.
     """
-    return _mac(keys.signing, "placement:" + session_id)
+    return mac_of(keys.signing, "placement:" + session_id)
 
 
 def verify_placement(session_id: str, token: str, keys: Keys) -> bool:
     ok = False
     for key in keys.secrets:
-        ok |= hmac.compare_digest(_mac(key, "placement:" + session_id).encode(), token.encode())
+        ok |= hmac.compare_digest(mac_of(key, "placement:" + session_id).encode(), token.encode())
     return ok

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal
 
 import msgspec
 
@@ -19,7 +19,6 @@ from previewnode.config import NodeConfig
 from previewnode.deps import requested
 from previewnode.sessions import Session, rfc3339
 from previewnode.workspace import Limits, decode_content, is_ignored, validate_files
-from proxycore.errors import BadRequest
 
 
 class FileEntry(msgspec.Struct, forbid_unknown_fields=True):
@@ -37,6 +36,7 @@ class CreateBody(msgspec.Struct, forbid_unknown_fields=True):
     sessionId: str | None = None
     affinityKey: str | None = None
     ttlSeconds: float | None = None
+    access: Literal["public", "private"] | None = None
 
 
 class UpdateBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -49,16 +49,8 @@ class PatchBody(msgspec.Struct, forbid_unknown_fields=True):
     ttlSeconds: float
 
 
-T = TypeVar("T")
-
-
-def decode(body: bytes, kind: type[T]) -> T:
-    try:
-        return msgspec.json.decode(body, type=kind)
-    except msgspec.ValidationError as exc:
-        raise InvalidContent(f"invalid body: {exc}") from exc
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"invalid JSON: {exc}") from exc
+class TokenBody(msgspec.Struct, forbid_unknown_fields=True):
+    ttlSeconds: float = 3600.0
 
 
 @dataclass(frozen=True)
@@ -109,14 +101,15 @@ def session_object(s: Session, cfg: NodeConfig) -> dict[str, Any]:
         "sessionId": s.id,
         "node": s.record.node,
         "status": s.status,
-        "previewUrl": f"{cfg.public_url}/preview/{s.id}/",
-        "wsUrl": f"{cfg.ws_scheme}://{cfg.public_host}/preview/{s.id}/hmr",
+        "previewUrl": cfg.preview_url(s.id),
+        "wsUrl": cfg.ws_url(s.id),
         "createdAt": rfc3339(s.record.created_at),
         "expiresAt": rfc3339(s.record.expires_at),
         "errors": [
             {"file": e.file, "line": e.line, "column": e.column, "message": e.message}
             for e in s.errors
         ],
+        "access": s.record.access,
         "ignored": list(s.record.ignored),
     }
     if s.status == "failed" and s.record.error:

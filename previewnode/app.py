@@ -14,23 +14,33 @@ Preview requests go to the session's Vite through the shared proxy core
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import trio
 
 from previewcore.auth import authorize
-from previewcore.errors import UnknownSession
+from previewcore.errors import Unauthorized, UnknownSession
+from previewcore.jsonbody import decode, require_json
 from previewcore.livefile import LiveFile
 from previewcore.session_id import Keys, is_encoded, is_valid_hashed_id, verify
 from previewcore.urls import preview_path
+from previewcore.viewer import cookie_allows
 from previewcore.wire import LOAD_HEADER, NODE_PRIVATE, PLACEMENT_HEADER, format_load
 from previewnode import metrics
-from previewnode.api import CreateBody, PatchBody, UpdateBody, decode, files_object, session_object
+from previewnode.api import (
+    CreateBody,
+    PatchBody,
+    TokenBody,
+    UpdateBody,
+    files_object,
+    session_object,
+)
 from previewnode.commands import SessionCommands
 from previewnode.config import NodeConfig
 from previewnode.errors import NotHeldHere, SessionGone
 from previewnode.routes import Api, Local, Preview, Redirect, Reject, SessionRedirect, route
-from previewnode.sessions import Session, SessionStore
+from previewnode.sessions import Session, SessionStore, rfc3339
 from previewnode.supervisor import Supervisor
 from previewnode.workspace import read_tree
 from proxycore import logs
@@ -70,7 +80,6 @@ class NodeApp:
             upstream_timeout=max(60.0, cfg.hold_seconds * 2),
             # A dev server runs uploaded code: it must not speak for the node to the router.
             strip_response=NODE_PRIVATE,
-            extra_response_headers=self.load_headers,
             drop_request=frozenset({PLACEMENT_HEADER}),
         )
 
@@ -108,6 +117,8 @@ class NodeApp:
             ex.method.decode("ascii", "replace"),
             ex.target.decode("latin-1"),
             referer.decode("latin-1") if referer is not None else None,
+            host=ex.header(b"host"),
+            preview_domain=self.cfg.preview_domain,
         )
         ex.route = decision.route_class
         self.inflight += 1
@@ -150,6 +161,10 @@ class NodeApp:
             raise NotFound()
 
     async def _preview(self, ex: Exchange, s: Session) -> None:
+        if s.record.access == "private" and not cookie_allows(
+            ex.header(b"cookie"), s.id, self.keys.value, time.time()
+        ):
+            raise Unauthorized("this preview is private: open it with a preview token")
         with s.serving():
             port = await self.supervisor.wait_ready(s, self.cfg.hold_seconds)
             await self._to_dev_server(ex, s, ("127.0.0.1", port))
@@ -170,6 +185,8 @@ class NodeApp:
 
     async def _api(self, ex: Exchange, api: Api) -> None:
         cfg, commands = self.cfg, self.commands
+        if ex.has_body or api.action in ("create", "extend", "put_files", "token"):
+            require_json(ex.header(b"content-type"))
         if api.action == "create":
             created = decode(await ex.read_body(cfg.max_body_bytes), CreateBody)
             s = await commands.create(
@@ -193,6 +210,12 @@ class NodeApp:
         elif api.action == "get_files":
             files = await trio.to_thread.run_sync(read_tree, s.workspace)
             await self.respond_json(ex, 200, files_object(files))
+            return
+        elif api.action == "token":
+            body = decode(await ex.read_body(cfg.max_body_bytes), TokenBody)
+            token, expires_at = commands.viewer_token(s, body, self.keys.value)
+            obj = {"success": True, "token": token, "expiresAt": rfc3339(expires_at)}
+            await self.respond_json(ex, 200, obj)
             return
         await self.respond_json(ex, 200, session_object(s, cfg))
 

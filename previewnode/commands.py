@@ -25,7 +25,10 @@ from previewcore.session_id import (
     mint,
     verify_placement,
 )
-from previewnode.api import CreateBody, PatchBody, UpdateBody, make_upload, ttl
+from previewcore.urls import is_dns_label
+from previewcore.viewer import MAX_TTL as MAX_TOKEN_TTL
+from previewcore.viewer import mint_token
+from previewnode.api import CreateBody, PatchBody, TokenBody, UpdateBody, make_upload, ttl
 from previewnode.config import NodeConfig
 from previewnode.deps import DependencyInstaller, plan
 from previewnode.errors import Draining
@@ -65,6 +68,10 @@ class SessionCommands:
             )
         if not is_valid_hashed_id(chosen):
             raise InvalidContent("sessionId must match [A-Za-z0-9_-]{1,64} and not contain '--'")
+        if self.cfg.preview_domain and not is_dns_label(chosen):
+            raise InvalidContent(
+                "with --preview-domain a sessionId is a host label: [a-z0-9-], at most 63"
+            )
         if self.store.get(chosen) is not None:
             raise SessionExists(f"session {chosen} exists")
         return chosen
@@ -88,6 +95,7 @@ class SessionCommands:
             hashed=body.sessionId is not None,
             ignored=upload.ignored,
             deps_key=deps_plan.key,
+            access=body.access or self.cfg.default_access,
         )
 
         def write() -> Session:
@@ -142,6 +150,13 @@ class SessionCommands:
         s.record.expires_at = time.time() + ttl(body.ttlSeconds, self.cfg)
         s.save()
         return s
+
+    def viewer_token(self, s: Session, body: TokenBody, keys: Keys) -> tuple[str, int]:
+        """A token that opens this private preview until it expires (or the session ends)."""
+        if not 0 < body.ttlSeconds <= MAX_TOKEN_TTL:
+            raise InvalidContent(f"ttlSeconds must be in (0, {MAX_TOKEN_TTL}]")
+        expires_at = int(min(time.time() + body.ttlSeconds, s.record.expires_at))
+        return mint_token(s.id, expires_at, keys), expires_at
 
     async def delete(self, s: Session) -> Session:
         await self.supervisor.remove(s)

@@ -7,7 +7,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from previewcore.config import EnvParser, add_common, host_port, positive_int, seconds
+from previewcore.config import (
+    EnvParser,
+    add_common,
+    add_preview_domain,
+    host_port,
+    positive_int,
+    seconds,
+)
+from previewcore.urls import preview_path
 
 RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
 
@@ -37,6 +45,13 @@ def build_parser() -> EnvParser:
     p.flag("--max-files", default=5000, type=positive_int, help="files per upload")
     p.flag("--max-file-bytes", default=8 * 1024 * 1024, type=positive_int, help="bytes per file")
     p.flag("--header-timeout", default=30.0, type=seconds, help="seconds for a request head")
+    p.flag(
+        "--default-access",
+        default="public",
+        choices=["public", "private"],
+        help="access of a session created without one",
+    )
+    add_preview_domain(p)
     add_common(p)
     return p
 
@@ -64,6 +79,8 @@ class NodeConfig:
     default_ttl: float = 86400.0
     connect_timeout: float = 2.0
     sweep_interval: float = 5.0
+    preview_domain: str | None = None  # subdomain mode: {id}.{domain}
+    default_access: str = "public"
 
     @property
     def public_host(self) -> str:
@@ -82,6 +99,26 @@ class NodeConfig:
     @property
     def ws_scheme(self) -> str:
         return "wss" if urlsplit(self.public_url).scheme == "https" else "ws"
+
+    def preview_host(self, session_id: str) -> str:
+        """The Host browsers send for a preview: the dev server accepts only this one."""
+        if self.preview_domain:
+            return f"{session_id}.{self.preview_domain}"
+        return self.public_hostname
+
+    def dev_server_base(self, session_id: str) -> str:
+        return "/" if self.preview_domain else preview_path(session_id)
+
+    def preview_url(self, session_id: str) -> str:
+        parts = urlsplit(self.public_url)
+        if not self.preview_domain:
+            return f"{self.public_url}{preview_path(session_id)}"
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{self.preview_host(session_id)}{port}/"
+
+    def ws_url(self, session_id: str) -> str:
+        http = self.preview_url(session_id)
+        return self.ws_scheme + http[http.index("://") :] + "hmr"
 
 
 def from_args(a: dict[str, object]) -> NodeConfig:
@@ -107,4 +144,6 @@ def from_args(a: dict[str, object]) -> NodeConfig:
         max_file_bytes=int(a["max_file_bytes"]),  # type: ignore[call-overload]
         header_timeout=float(a["header_timeout"]),  # type: ignore[arg-type]
         default_ttl=min(86400.0, float(a["max_ttl"])),  # type: ignore[arg-type]
+        preview_domain=a.get("preview_domain") or None,  # type: ignore[arg-type]
+        default_access=str(a.get("default_access") or "public"),
     )

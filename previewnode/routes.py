@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from previewcore.urls import LOCAL_PATHS, referer_session
+from previewcore.urls import LOCAL_PATHS, host_session, referer_session
 from proxycore.errors import BadRequest, NotFound
-from proxycore.target import split_target
+from proxycore.target import Target, split_target
 
 RouteClass = Literal["local", "redirect", "preview", "api", "error"]
-ApiAction = Literal["create", "list", "get", "extend", "delete", "put_files", "get_files"]
+ApiAction = Literal["create", "list", "get", "extend", "delete", "put_files", "get_files", "token"]
 
 # (tail after the ID, method) -> action; the tail is None for /kontext/preview/{id}.
 _SESSION_ACTIONS: dict[tuple[str | None, str], ApiAction] = {
@@ -26,6 +26,7 @@ _SESSION_ACTIONS: dict[tuple[str | None, str], ApiAction] = {
     (None, "DELETE"): "delete",
     ("files", "PUT"): "put_files",
     ("files", "GET"): "get_files",
+    ("token", "POST"): "token",
 }
 
 
@@ -80,16 +81,33 @@ class Reject:
 Decision = Local | Redirect | SessionRedirect | Preview | Api | Reject
 
 
-def route(method: str, raw_target: str, referer: str | None) -> Decision:
-    """Where a request goes on this node. Raises nothing: errors come back as `Reject`."""
+def route(
+    method: str,
+    raw_target: str,
+    referer: str | None,
+    *,
+    host: bytes | None = None,
+    preview_domain: str | None = None,
+) -> Decision:
+    """Where a request goes on this node. Raises nothing: errors come back as `Reject`.
+
+    In subdomain mode a Host of `{id}.{domain}` makes every path the app's (its own
+    `/kontext/...` or `/healthz` included); other hosts get the API and local paths."""
     try:
-        return _route(method, raw_target, referer)
+        target = split_target(raw_target)
+        if preview_domain is None:
+            return _route(method, target, referer)
+        sid = host_session(host, preview_domain)
+        if sid is not None:
+            return Preview(sid)
+        if target.path.startswith("/preview/"):
+            raise NotFound(f"previews are served at their own origin, {{id}}.{preview_domain}")
+        return _route(method, target, None)
     except (BadRequest, NotFound) as exc:
         return Reject(exc)
 
 
-def _route(method: str, raw_target: str, referer: str | None) -> Decision:
-    target = split_target(raw_target)
+def _route(method: str, target: Target, referer: str | None) -> Decision:
     path = target.path
     if path in LOCAL_PATHS:
         return Local(path)

@@ -46,6 +46,7 @@ class Record(msgspec.Struct):
     ignored: list[str] = msgspec.field(default_factory=list)
     deps_key: str = "runtime"
     error: str | None = None  # set while the session is `failed`
+    access: str = "public"  # or "private": viewers need a token (previewcore.viewer)
 
 
 def rfc3339(ts: float) -> str:

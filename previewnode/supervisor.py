@@ -268,8 +268,8 @@ class Supervisor:
             node_modules=node_modules,
             cache_dir=self.store.vite_cache(s.id),
             runtime_dir=cfg.runtime_dir,
-            base=f"/preview/{s.id}/",
-            allowed_hosts=(cfg.public_hostname,),
+            base=cfg.dev_server_base(s.id),
+            allowed_hosts=(cfg.preview_host(s.id),),
             client_port=cfg.public_port,
             client_protocol=cfg.ws_scheme,
         )

@@ -109,12 +109,14 @@ _REASONS = {
     308: "Permanent Redirect",
     400: "Bad Request",
     401: "Unauthorized",
+    403: "Forbidden",
     404: "Not Found",
     408: "Request Timeout",
     409: "Conflict",
     410: "Gone",
     413: "Content Too Large",
     414: "URI Too Long",
+    415: "Unsupported Media Type",
     422: "Unprocessable Content",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
@@ -122,6 +124,8 @@ _REASONS = {
     502: "Bad Gateway",
     503: "Service Unavailable",
     504: "Gateway Timeout",
+    505: "HTTP Version Not Supported",
+    507: "Insufficient Storage",
 }
 
 

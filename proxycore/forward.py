@@ -49,9 +49,10 @@ class ForwardPolicy:
     upstream_timeout: float = 60.0
     trusted: Sequence[TrustedNetwork] = ()
     strip_response: frozenset[bytes] = frozenset()
-    # Extra response headers computed per response (the node's X-Preview-Node-Load).
-    extra_response_headers: Callable[[], Headers] | None = None
     drop_request: frozenset[bytes] = field(default_factory=frozenset)
+    # Sees (and may extend) the headers of each relayed response before they are sent,
+    # e.g. a Content-Security-Policy on HTML only.
+    on_response: Callable[[Exchange, int, Headers], None] | None = None
 
 
 @dataclass(slots=True)
@@ -240,8 +241,9 @@ async def relay_response(
         chunked=chunked,
         strip=policy.strip_response,
     )
-    if policy.extra_response_headers is not None:
-        headers.extend(policy.extra_response_headers())
+    headers.extend(ex.extra_headers)
+    if policy.on_response is not None:
+        policy.on_response(ex, response.status, headers)
     ok = False
     try:
         framing = ex.start_response(response.status, response.reason, headers)

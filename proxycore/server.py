@@ -107,7 +107,7 @@ class Exchange:
         self.request_id = request_id(self.headers)
         self.upgrade = is_websocket_upgrade(self.headers)
         self.status = 0
-        self.extra_headers: Headers = []  # added to every response this side generates
+        self.extra_headers: Headers = []  # added to every response: generated, relayed or 101
         self.response_started = False
         # Labels the app sets for its finished-request hook: the route class it chose
         # and the upstream (node) it forwarded to.

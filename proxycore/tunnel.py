@@ -100,8 +100,7 @@ async def finish_upgrade(
         return resp.status
     headers = end_to_end(resp.headers, policy.strip_response)
     headers += [(b"connection", b"Upgrade"), (b"upgrade", resp.header(b"upgrade") or b"websocket")]
-    if policy.extra_response_headers is not None:
-        headers.extend(policy.extra_response_headers())
+    headers.extend(ex.extra_headers)
     await ex.client.send(ex.switching_protocols(resp.response.reason, headers))
     client_first = ex.leftover()
     upstream_first = resp.up.reader.leftover

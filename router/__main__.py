@@ -10,6 +10,7 @@ directory before anything imports it, so `/metrics` aggregates all workers.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import signal
@@ -18,7 +19,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from previewcore.config import EnvParser, add_common, host_port, positive_int, seconds
+from previewcore.config import (
+    EnvParser,
+    add_common,
+    add_preview_domain,
+    host_port,
+    positive_int,
+    seconds,
+)
+from previewcore.cors import parse_origins
 
 
 def build_parser() -> EnvParser:
@@ -47,8 +56,26 @@ def build_parser() -> EnvParser:
         "--drain-seconds", default=60.0, type=seconds, help="how long tunnels may stay on SIGTERM"
     )
     p.flag("--admin-listen", type=host_port, help="HOST:PORT serving /metrics (then only there)")
+    add_preview_domain(p)
+    p.flag(
+        "--api-cors-origins",
+        default="",
+        type=_origins,
+        help="browser origins allowed to call /kontext/* (comma-separated); others get 403",
+    )
+    p.flag(
+        "--frame-ancestors",
+        help="CSP frame-ancestors sources for preview HTML, e.g. \"'self' https://app.example\"",
+    )
     add_common(p)
     return p
+
+
+def _origins(text: str) -> frozenset[str]:
+    try:
+        return parse_origins(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -84,6 +111,9 @@ def _run_one(
         upstream_timeout=a["upstream_timeout"],
         header_timeout=a["header_timeout"],
         drain_seconds=a["drain_seconds"],
+        preview_domain=a["preview_domain"],
+        api_cors_origins=a["api_cors_origins"],
+        frame_ancestors=a["frame_ancestors"],
     )
     try:
         service = RouterService(cfg, sock, admin_sock=admin_sock)

@@ -13,20 +13,23 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import msgspec
 import trio
 
 from previewcore.auth import authorize
-from previewcore.errors import InvalidContent, SessionExists
+from previewcore.cors import check_origin, preflight
+from previewcore.errors import InvalidContent, SessionExists, Unauthorized
+from previewcore.jsonbody import decode, require_json
 from previewcore.livefile import LiveFile
 from previewcore.session_id import Keys, is_valid_hashed_id, placement_token
+from previewcore.urls import preview_path
+from previewcore.viewer import set_cookie, split_token, verify_token
 from previewcore.wire import LOAD_HEADER, NODE_PRIVATE, PLACEMENT_HEADER, UNKNOWN_MARK, parse_load
 from proxycore import logs
 from proxycore.errors import (
-    BadRequest,
     NotFound,
     OverCapacity,
     PreviewError,
@@ -41,12 +44,16 @@ from proxycore.forward import (
     relay_response,
     simple_request,
 )
+from proxycore.headers import Headers, is_trusted
 from proxycore.server import Exchange
+from proxycore.target import split_target
 from proxycore.tunnel import finish_upgrade
 from proxycore.upstream import ConnectFailed, ConnectTimeout, UpstreamPool
 from router import metrics
 from router.ring import Node, Ring
-from router.routing import Create, Forward, Local, Redirect, Reject, route
+from router.routing import Create, Forward, Local, Preflight, Redirect, Reject, route
+
+QUERY_MARK = b"preview_token="  # a viewer token to trade for its cookie (previewcore.viewer)
 
 
 class _CreateBody(msgspec.Struct):
@@ -67,6 +74,15 @@ class RouterState:
     tunnels: int = 0
 
 
+@dataclass(frozen=True)
+class WebPolicy:
+    """What browsers get: preview origins, the API's allowed origins, who may frame."""
+
+    preview_domain: str | None = None  # subdomain mode
+    cors_origins: frozenset[str] = frozenset()
+    frame_ancestors: str | None = None  # CSP frame-ancestors on preview HTML
+
+
 class RouterApp:
     def __init__(
         self,
@@ -76,11 +92,13 @@ class RouterApp:
         *,
         max_body_bytes: int,
         metrics_here: bool,
+        web: WebPolicy | None = None,
         choose: Callable[[], str] | None = None,
     ) -> None:
         self.state = state
         self.pool = pool
-        self.policy = policy
+        self.web = web or WebPolicy()
+        self.policy = replace(policy, on_response=self._on_response)
         self.max_body = max_body_bytes
         self.metrics_here = metrics_here
         self._random_key = choose or (lambda: os.urandom(12).hex())
@@ -95,6 +113,8 @@ class RouterApp:
             _str(ex.header(b"referer")),
             st.ring.value,
             st.keys.value,
+            host=ex.header(b"host"),
+            preview_domain=self.web.preview_domain,
         )
         ex.route = decision.route_class
         st.inflight += 1
@@ -102,11 +122,17 @@ class RouterApp:
             if isinstance(decision, Forward):
                 ex.upstream = decision.nodes[0].name
                 if decision.route_class == "api":
-                    self._authorize(ex)
+                    self._api_guard(ex)
+                elif QUERY_MARK in ex.target:
+                    await self._trade_token(ex, decision.session_id)
+                    return
                 await self._forward(ex, decision)
             elif isinstance(decision, Create):
-                self._authorize(ex)
+                self._api_guard(ex)
                 await self._create(ex)
+            elif isinstance(decision, Preflight):
+                headers = preflight(ex.header(b"origin"), self.web.cors_origins)
+                await ex.respond(204, headers)
             elif isinstance(decision, Local):
                 await self._local(ex, decision.path)
             elif isinstance(decision, Redirect):
@@ -130,9 +156,46 @@ class RouterApp:
         children[1].observe(elapsed)
         logs.access(ex, ex.route, node=ex.upstream)
 
-    def _authorize(self, ex: Exchange) -> None:
+    def _api_guard(self, ex: Exchange) -> None:
+        """Before anything reaches a node: the browser's origin, the token, a JSON body."""
+        ex.extra_headers = check_origin(ex.header(b"origin"), self.web.cors_origins)
         tokens = self.state.tokens
         authorize(ex.header(b"authorization"), tokens.value if tokens is not None else None)
+        if ex.has_body:
+            require_json(ex.header(b"content-type"))
+
+    async def _trade_token(self, ex: Exchange, sid: str) -> None:
+        """`?preview_token=` -> the viewer cookie, then the same URL without the token."""
+        target = split_target(ex.target.decode("latin-1"))
+        token, rest = split_token(target.query)
+        now = time.time()
+        if token is None or not verify_token(sid, token, self.state.keys.value, now):
+            raise Unauthorized("the preview token is invalid or expired")
+        path = "/" if self.web.preview_domain else preview_path(sid)
+        cookie = set_cookie(
+            token, int(token.partition(".")[0]) - int(now), path=path, secure=self._secure(ex)
+        )
+        location = target.path + ("?" + rest if rest else "")
+        headers = [(b"location", location.encode()), (b"set-cookie", cookie)]
+        await ex.respond(303, [*headers, (b"cache-control", b"no-store")])
+
+    def _secure(self, ex: Exchange) -> bool:
+        """Whether the browser reached us over https (or on localhost, which it trusts)."""
+        proto = (
+            ex.header(b"x-forwarded-proto") if is_trusted(ex.peer, self.policy.trusted) else None
+        )
+        if proto == b"https":
+            return True
+        host = (ex.header(b"host") or b"").partition(b":")[0].lower()
+        return host in (b"localhost", b"127.0.0.1") or host.endswith(b".localhost")
+
+    def _on_response(self, ex: Exchange, status: int, headers: Headers) -> None:
+        """Frame-ancestors on preview HTML: the operator chooses who may frame previews."""
+        if self.web.frame_ancestors and ex.route == "preview":
+            ctype = next((v for k, v in headers if k == b"content-type"), b"")
+            if ctype.lower().startswith(b"text/html"):
+                csp = b"frame-ancestors " + self.web.frame_ancestors.encode()
+                headers.append((b"content-security-policy", csp))
 
     async def _local(self, ex: Exchange, path: str) -> None:
         if path == "/healthz":
@@ -248,12 +311,7 @@ class RouterApp:
 
     async def _create(self, ex: Exchange) -> None:
         body = await ex.read_body(self.max_body)
-        try:
-            fields = msgspec.json.decode(body, type=_CreateBody)
-        except msgspec.ValidationError as exc:
-            raise InvalidContent(f"invalid create body: {exc}") from exc
-        except msgspec.DecodeError as exc:
-            raise BadRequest(f"invalid JSON: {exc}") from exc
+        fields = decode(body, _CreateBody)
         sid = fields.sessionId
         if sid is not None and not is_valid_hashed_id(sid):
             raise InvalidContent("sessionId must match [A-Za-z0-9_-]{1,64} and not contain '--'")

@@ -14,7 +14,7 @@ from typing import Literal
 
 from previewcore.errors import UnknownSession
 from previewcore.session_id import Keys, is_encoded, is_valid_hashed_id, verify
-from previewcore.urls import LOCAL_PATHS, referer_session
+from previewcore.urls import LOCAL_PATHS, host_session, referer_session
 from proxycore.errors import BadRequest, NotFound, OverCapacity
 from proxycore.target import Target, split_target
 from router.ring import Node, Ring
@@ -54,12 +54,19 @@ class Create:
 
 
 @dataclass(frozen=True, slots=True)
+class Preflight:
+    """A CORS preflight for the API: answered by the router from `--api-cors-origins`."""
+
+    route_class: RouteClass = "api"
+
+
+@dataclass(frozen=True, slots=True)
 class Reject:
     error: Exception = field(default_factory=NotFound)
     route_class: RouteClass = "error"
 
 
-Decision = Local | Redirect | Forward | Create | Reject
+Decision = Local | Redirect | Forward | Create | Preflight | Reject
 
 
 # A verified (ID, keys) pair stays verified: cache it; new keys make new cache entries.
@@ -88,11 +95,26 @@ def route(
     referer: str | None,
     ring: Ring,
     keys: Keys,
+    *,
+    host: bytes | None = None,
+    preview_domain: str | None = None,
 ) -> Decision:
-    """Where a request goes. Raises nothing: errors come back as `Reject`."""
+    """Where a request goes. Raises nothing: errors come back as `Reject`.
+
+    In subdomain mode (`preview_domain`) a Host of `{id}.{domain}` makes every path a
+    preview request of that session; on any other host only the API and the local
+    paths are served, never a preview (that would be one origin for all again)."""
     try:
         target = split_target(raw_target)
-        return _route(method, target, referer, ring, keys)
+        if preview_domain is None:
+            return _route(method, target, referer, ring, keys)
+        sid = host_session(host, preview_domain)
+        if sid is not None:
+            nodes, encoded = session_nodes(sid, ring, keys)
+            return Forward(sid, nodes, "preview", encoded)
+        if target.path.startswith("/preview/"):
+            raise NotFound(f"previews are served at their own origin, {{id}}.{preview_domain}")
+        return _route(method, target, None, ring, keys)
     except (BadRequest, NotFound, UnknownSession, OverCapacity) as exc:
         return Reject(exc)
 
@@ -103,6 +125,8 @@ def _route(method: str, target: Target, referer: str | None, ring: Ring, keys: K
         return Local(path)
     parts = path.split("/", 4)  # '', first, id, rest...
     first = parts[1] if len(parts) > 1 else ""
+    if first == "kontext" and method == "OPTIONS":
+        return Preflight()
     if first == "preview" and len(parts) >= 3 and parts[2]:
         sid = parts[2]
         if len(parts) == 3:
@@ -120,7 +144,7 @@ def _route(method: str, target: Target, referer: str | None, ring: Ring, keys: K
             raise NotFound("the session list is only served by each node")
         sid = rest[0]
         tail = rest[1] if len(rest) > 1 else None
-        if tail not in (None, "files"):
+        if tail not in (None, "files", "token"):
             raise NotFound()
         nodes, encoded = session_nodes(sid, ring, keys)
         return Forward(sid, nodes, "api", encoded)

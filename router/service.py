@@ -23,7 +23,7 @@ from proxycore.headers import parse_trusted
 from proxycore.server import AdminOnly, HTTPServer, ServerLimits, open_listeners
 from proxycore.upstream import UpstreamPool
 from router import metrics
-from router.app import RouterApp, RouterState, router_policy
+from router.app import RouterApp, RouterState, WebPolicy, router_policy
 from router.ring import Ring, parse_ring
 
 log = logging.getLogger("preview.router")
@@ -45,6 +45,9 @@ class RouterConfig:
     drain_seconds: float = 60.0
     pool_idle_seconds: float = 4.0
     reload_interval: float = 0.5
+    preview_domain: str | None = None
+    api_cors_origins: frozenset[str] = frozenset()
+    frame_ancestors: str | None = None
 
 
 def _ring_counter(ok: bool) -> None:
@@ -86,12 +89,14 @@ class RouterService:
         limits = ServerLimits(
             header_timeout=cfg.header_timeout, max_connections=cfg.max_connections
         )
+        web = WebPolicy(cfg.preview_domain, cfg.api_cors_origins, cfg.frame_ancestors)
         self.app = RouterApp(
             self.state,
             self.pool,
             policy,
             max_body_bytes=cfg.max_body_bytes,
             metrics_here=cfg.admin_listen is None,
+            web=web,
         )
         self.server = HTTPServer(
             self.app, limits, metrics.OPEN_CONNECTIONS.set, on_finished=self.app.finished

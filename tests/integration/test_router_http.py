@@ -11,6 +11,8 @@ import trio
 from previewcore.session_id import mint
 from tests.integration.conftest import StartRouter
 from tests.support.processes import free_port
+
+JSON = [(b"content-type", b"application/json")]
 from tests.support.upstreams import (
     CountingListener,
     Reply,
@@ -354,6 +356,7 @@ async def test_create_skips_full_node_and_places_client_chosen_ids(
         "/kontext/preview",
         method="POST",
         body=json.dumps({"sessionId": "my-proj"}).encode(),
+        headers=JSON,
     )
     assert resp.status == 201
     post = [s for s in ok.seen if s.method == b"POST"][-1]
@@ -370,17 +373,25 @@ async def test_create_with_taken_session_id_is_409(
         lambda s: Reply(200, [], [b"{}"]) if s.method == b"GET" else Reply(201, [], [b"{}"])
     )
     r = await start_router({"node-0": await nursery.start(up.serve)})
-    resp = await get(r.port, "/kontext/preview", method="POST", body=b'{"sessionId": "taken"}')
+    resp = await get(
+        r.port, "/kontext/preview", method="POST", body=b'{"sessionId": "taken"}', headers=JSON
+    )
     assert resp.status == 409 and json.loads(resp.body)["code"] == "session_exists"
     assert all(s.method == b"GET" for s in up.seen)
 
 
 async def test_create_rejects_bad_bodies(start_router: StartRouter) -> None:
     r = await start_router({"node-0": free_port()}, max_body_bytes=1000)
-    assert (await get(r.port, "/kontext/preview", method="POST", body=b"{nope")).status == 400
-    resp = await get(r.port, "/kontext/preview", method="POST", body=b'{"sessionId": "a--b"}')
+    assert (
+        await get(r.port, "/kontext/preview", method="POST", body=b"{nope", headers=JSON)
+    ).status == 400
+    resp = await get(
+        r.port, "/kontext/preview", method="POST", body=b'{"sessionId": "a--b"}', headers=JSON
+    )
     assert resp.status == 422
-    assert (await get(r.port, "/kontext/preview", method="POST", body=b"x" * 2000)).status == 413
+    assert (
+        await get(r.port, "/kontext/preview", method="POST", body=b"x" * 2000, headers=JSON)
+    ).status == 413
 
 
 async def test_referer_redirect_into_the_session(start_router: StartRouter) -> None:

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from previewcore.errors import InvalidContent
+from previewcore.jsonbody import decode
 from previewnode.api import (
     CreateBody,
     FileEntry,
     PatchBody,
     UpdateBody,
     Upload,
-    decode,
     make_upload,
 )
 from previewnode.workspace import Limits
