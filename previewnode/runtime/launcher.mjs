@@ -466,6 +466,9 @@ async function main() {
       port,
       strictPort: true,
       allowedHosts: cfg.allowedHosts,
+      // Vite's default CORS lets every *.localhost origin read every other one: with a
+      // web origin per session that would hand session A the source of session B.
+      cors: false,
       ws: {
         path: "hmr",
         clientPort: cfg.clientPort,

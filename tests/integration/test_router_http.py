@@ -11,8 +11,6 @@ import trio
 from previewcore.session_id import mint
 from tests.integration.conftest import StartRouter
 from tests.support.processes import free_port
-
-JSON = [(b"content-type", b"application/json")]
 from tests.support.upstreams import (
     CountingListener,
     Reply,
@@ -21,6 +19,8 @@ from tests.support.upstreams import (
     client,
     get,
 )
+
+JSON = [(b"content-type", b"application/json")]
 
 
 async def test_forwarding_fidelity_both_ways(

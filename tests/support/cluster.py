@@ -188,16 +188,20 @@ class Cluster:
 
 @contextmanager
 def cluster(
-    tmp: Path, nodes: int = 2, routers: int = 1, node_args: tuple[str, ...] = ()
+    tmp: Path,
+    nodes: int = 2,
+    routers: int = 1,
+    node_args: tuple[str, ...] = (),
+    router_args: tuple[str, ...] = (),
 ) -> Iterator[Cluster]:
     """A cluster whose first router listens on the public port nodes advertise."""
     with processes(tmp) as ps:
         c = Cluster(ps, tmp, free_port())
         for i in range(nodes):
             c.start_node(f"node-{i}", *node_args)
-        c.start_router(port=c.public_port)
+        c.start_router(*router_args, port=c.public_port)
         for _ in range(routers - 1):
-            c.start_router()
+            c.start_router(*router_args)
         deadline = time.monotonic() + 5
         while http("GET", f"{c.routers[0].url}/readyz").status != 200:
             assert time.monotonic() < deadline
