@@ -71,7 +71,7 @@ def _pyinstrument(
     pyi = summarize(pyinstrument_samples(session), load["served"])
     pyi["req_per_s_under_profiler"] = load["req_per_s"]
     text_path = RESULTS / f"profile-{stamp}.txt"
-    show = r".*/(h11|router|logging|prometheus_client)/.*"
+    show = r".*/(h11|router|proxycore|previewcore|logging|prometheus_client)/.*"
     options = {"filter_threshold": 0.003, "show_regex": show}
     tree = ConsoleRenderer(processor_options=options, time="percent_of_total").render(session)
     flat = ConsoleRenderer(flat=True, show_all=True, time="percent_of_total").render(session)

@@ -12,46 +12,57 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 
-# (label, function names or None for any, path fragment): a sample counts toward a category
+# The router's own code moved into shared packages (proxycore: server, forward, headers,
+# upstream, logs; previewcore: session IDs); a category names the module wherever it lives,
+# so a profile of an older tree (everything under router/) is summarized the same way.
+OURS = ("router", "proxycore", "previewcore")
+
+
+def _ours(module: str) -> tuple[str, ...]:
+    return tuple(f"/{pkg}/{module}" for pkg in OURS)
+
+
+# (label, function names or None for any, path fragments): a sample counts toward a category
 # when any frame on its stack matches, so nested calls are never double counted. Paths are
 # "/" + the short path (`/h11/_connection.py`); the first entry is the idle wait.
-CATEGORIES: list[tuple[str, frozenset[str] | None, str]] = [
-    ("idle: epoll wait (trio get_events)", frozenset({"get_events"}), "_io_epoll.py"),
-    ("h11 total", None, "/h11/"),
-    ("h11 next_event (parse)", frozenset({"next_event"}), "/h11/_connection.py"),
+CATEGORIES: list[tuple[str, frozenset[str] | None, tuple[str, ...]]] = [
+    ("idle: epoll wait (trio get_events)", frozenset({"get_events"}), ("_io_epoll.py",)),
+    ("h11 total", None, ("/h11/",)),
+    ("h11 next_event (parse)", frozenset({"next_event"}), ("/h11/_connection.py",)),
     ("h11 send (serialize)", frozenset({"send", "send_with_data_passthrough"}),
-     "/h11/_connection.py"),
-    ("h11 event construction (Request/Response/Data)", None, "/h11/_events.py"),
+     ("/h11/_connection.py",)),
+    ("h11 event construction (Request/Response/Data)", None, ("/h11/_events.py",)),
     ("h11 header validation (normalize_and_validate)", frozenset({"normalize_and_validate"}),
-     "/h11/_headers.py"),
-    ("h11.Connection() per request", frozenset({"__init__"}), "/h11/_connection.py"),
-    ("h11 start_next_cycle", frozenset({"start_next_cycle"}), "/h11/_connection.py"),
-    ("trio SocketStream.send_all", frozenset({"send_all"}), "/trio/_highlevel_socket.py"),
-    ("trio SocketStream.receive_some", frozenset({"receive_some"}), "/trio/_highlevel_socket.py"),
-    ("trio timeouts (move_on_after/fail_after)", None, "/trio/_timeouts.py"),
+     ("/h11/_headers.py",)),
+    ("h11.Connection() per request", frozenset({"__init__"}), ("/h11/_connection.py",)),
+    ("h11 start_next_cycle", frozenset({"start_next_cycle"}), ("/h11/_connection.py",)),
+    ("trio SocketStream.send_all", frozenset({"send_all"}), ("/trio/_highlevel_socket.py",)),
+    ("trio SocketStream.receive_some", frozenset({"receive_some"}),
+     ("/trio/_highlevel_socket.py",)),
+    ("trio timeouts (move_on_after/fail_after)", None, ("/trio/_timeouts.py",)),
     ("trio CancelScope enter/exit", frozenset({"__enter__", "__exit__", "_close"}),
-     "/trio/_core/_run.py"),
-    ("trio nursery (client watch task)", frozenset({"_watching_client"}), "/router/forward.py"),
-    ("logging", None, "/logging/"),
-    ("router/logs.py (access log)", None, "/router/logs.py"),
-    ("metrics (prometheus_client)", None, "/prometheus_client/"),
-    ("RouterApp._record (metrics+log)", frozenset({"_record"}), "/router/app.py"),
-    ("routing.route (incl. ID verify)", frozenset({"route"}), "/router/routing.py"),
-    ("session_id.verify (HMAC)", frozenset({"verify"}), "/router/session_id.py"),
-    ("headers.py (rewrite, request id)", None, "/router/headers.py"),
-    ("headscan.scan_head/find_head_end", None, "/router/headscan.py"),
-    ("Exchange/ClientConnection __init__", frozenset({"__init__"}), "/router/server.py"),
-    ("forward.build_request", frozenset({"build_request"}), "/router/forward.py"),
+     ("/trio/_core/_run.py",)),
+    ("trio nursery (client watch task)", frozenset({"_watching_client"}), _ours("forward.py")),
+    ("logging", None, ("/logging/",)),
+    ("router/logs.py (access log)", None, _ours("logs.py")),
+    ("metrics (prometheus_client)", None, ("/prometheus_client/",)),
+    ("RouterApp._record (metrics+log)", frozenset({"_record", "finished"}), _ours("app.py")),
+    ("routing.route (incl. ID verify)", frozenset({"route"}), _ours("routing.py")),
+    ("session_id.verify (HMAC)", frozenset({"verify"}), _ours("session_id.py")),
+    ("headers.py (rewrite, request id)", None, _ours("headers.py")),
+    ("headscan.scan_head/find_head_end", None, _ours("headscan.py")),
+    ("Exchange/ClientConnection __init__", frozenset({"__init__"}), _ours("server.py")),
+    ("forward.build_request", frozenset({"build_request"}), _ours("forward.py")),
     ("upstream pool acquire/release", frozenset({"acquire", "release", "connect"}),
-     "/router/upstream.py"),
-    ("Node.host/.port (urlsplit per request)", frozenset({"host", "port"}), "/router/ring.py"),
-    ("forward.exchange_head", frozenset({"exchange_head"}), "/router/forward.py"),
-    ("forward.relay_response", frozenset({"relay_response"}), "/router/forward.py"),
+     _ours("upstream.py")),
+    ("Node.host/.port (urlsplit per request)", frozenset({"host", "port"}), _ours("ring.py")),
+    ("forward.exchange_head", frozenset({"exchange_head"}), _ours("forward.py")),
+    ("forward.relay_response", frozenset({"relay_response"}), _ours("forward.py")),
 ]  # fmt: skip
 
 
-def _matches(funcs: frozenset[str] | None, frag: str, f: str, p: str) -> bool:
-    return frag in p and (funcs is None or f in funcs)
+def _matches(funcs: frozenset[str] | None, frags: tuple[str, ...], f: str, p: str) -> bool:
+    return any(frag in p for frag in frags) and (funcs is None or f in funcs)
 
 
 Sample = tuple[list[tuple[str, str]], float]  # ([(function, short path), ...] root first, weight)
@@ -136,6 +147,6 @@ def _module(path: str) -> str:
     if "/" not in path:
         return path or "<builtin>"
     head = path.split("/")[0]
-    if head in ("trio", "router"):
+    if head in ("trio", *OURS):
         return path.rsplit(".", 1)[0].replace("/", ".")
     return head
