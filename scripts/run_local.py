@@ -6,6 +6,9 @@ survive. Ctrl-C stops every process (SIGTERM, then SIGKILL after 10 s).
 
 Ports: PREVIEW_LOCAL_ROUTER_PORT (8080), PREVIEW_LOCAL_NODE_PORT (9100; the
 second node takes the next one).
+
+Processes go through tests/support/processes.py, the one supervisor tests and bench/
+use: each child in its own process group, all stopped on exit, error, Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -13,8 +16,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
-import subprocess
 import sys
 import time
 import urllib.error
@@ -26,19 +27,6 @@ RUN = ROOT / "run"
 PY = str(ROOT / ".venv" / "bin" / "python")
 DEMO = ROOT / "examples" / "counter"
 DEMO_ID = "demo-counter"
-
-
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"run-local: {url} exited early; see {log}:\n{log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    sys.exit(f"run-local: {url} did not come up; see {log}")
 
 
 def demo_files() -> dict[str, str]:
@@ -58,6 +46,9 @@ def api(method: str, url: str, body: object | None = None) -> tuple[int, dict[st
 
 
 def main() -> int:
+    sys.path.insert(0, str(ROOT))  # for tests/support/processes.py
+    from tests.support.processes import Exited, Proc, Processes, processes, wait_http
+
     router_port = int(os.environ.get("PREVIEW_LOCAL_ROUTER_PORT", "8080"))
     node_port = int(os.environ.get("PREVIEW_LOCAL_NODE_PORT", "9100"))
     public = f"http://127.0.0.1:{router_port}"
@@ -74,36 +65,22 @@ def main() -> int:
             for n, p in nodes.items()
         )
     )
-    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+    started: list[Proc] = []
 
-    def start(name: str, args: list[str], health: str) -> None:
-        log = RUN / "logs" / f"{name}.log"
-        with log.open("ab") as out:
-            proc = subprocess.Popen(
-                args,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        procs.append((name, proc))
-        wait_healthy(health, proc, log)
+    def start(ps: Processes, name: str, args: list[str], health: str) -> None:
+        proc = ps.start(args, name)
+        started.append(proc)
+        try:
+            wait_http(health, timeout=30, proc=proc, interval=0.1)
+        except Exited:
+            sys.exit(f"run-local: {health} exited early; see {proc.log}:\n{proc.output()[-2000:]}")
+        except TimeoutError:
+            sys.exit(f"run-local: {health} did not come up; see {proc.log}")
 
-    def stop_all(*_: object) -> None:
-        for _, p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for name, p in procs:
-            try:
-                p.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                print(f"run-local: {name} killed after 10 s")
-
-    try:
+    def serve(ps: Processes) -> int:
         for name, port in nodes.items():
             start(
+                ps,
                 name,
                 [
                     PY,
@@ -125,6 +102,7 @@ def main() -> int:
                 f"http://127.0.0.1:{port}/healthz",
             )
         start(
+            ps,
             "router",
             [
                 PY,
@@ -166,20 +144,25 @@ Preview platform running on 127.0.0.1 (router {public}, nodes {", ".join(f"{n}:{
 Ctrl-C stops everything; sessions stay in {RUN}/node-*/ for the next run.""",
             flush=True,
         )
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-        while all(p.poll() is None for _, p in procs):
+        while all(p.alive() for p in started):
             time.sleep(0.5)
-        dead = [name for name, p in procs if p.poll() is not None]
+        dead = [p.name for p in started if not p.alive()]
         print(
             f"run-local: {', '.join(dead)} exited; stopping the rest (see the logs)",
             file=sys.stderr,
         )
         return 1
-    except KeyboardInterrupt:
-        print("\nrun-local: stopping")
-        return 0
-    finally:
-        stop_all()
+
+    with processes(RUN / "logs", grace=10.0) as ps:
+        try:
+            code = serve(ps)
+        except KeyboardInterrupt:
+            print("\nrun-local: stopping")
+            code = 0
+    for p in started:
+        if p.killed:
+            print(f"run-local: {p.name} killed after 10 s")
+    return code
 
 
 if __name__ == "__main__":
