@@ -26,6 +26,7 @@ from previewclient.upload import UploadError, collect, load_rules
 from previewclient.watch import Watcher
 
 DEFAULT_ROUTER = "http://127.0.0.1:8080"
+LOCAL_TOKEN_FILE = Path("run") / "api-token"  # what scripts/run-local writes
 
 
 class CliError(Exception):
@@ -41,7 +42,8 @@ def _router_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--token-file",
         type=Path,
-        help="file whose first line is the API token (default: $PREVIEW_API_TOKEN, the token)",
+        help="file whose first line is the API token "
+        "(default: $PREVIEW_API_TOKEN, the token; else ./run/api-token if it exists)",
     )
 
 
@@ -75,9 +77,15 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _token(args: argparse.Namespace) -> str | None:
+    """The API token: --token-file, else $PREVIEW_API_TOKEN, else run/api-token (what
+    scripts/run-local writes) when it exists, else none."""
     if args.token_file is None:
-        return os.environ.get("PREVIEW_API_TOKEN") or None
-    path: Path = args.token_file
+        env = os.environ.get("PREVIEW_API_TOKEN")
+        if env:
+            return env
+        if not LOCAL_TOKEN_FILE.is_file():
+            return None
+    path: Path = args.token_file or LOCAL_TOKEN_FILE
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:

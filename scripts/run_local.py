@@ -1,8 +1,12 @@
 """Start the platform on 127.0.0.1: two nodes and one router, plus a demo session.
 
-Everything lives under `run/` (gitignored): the ID secret, the ring file, each
-node's data dir and each process's log. A second run reuses them, so sessions
-survive. Ctrl-C stops every process (SIGTERM, then SIGKILL after 10 s).
+Subdomain mode on `localhost`: each session is its own web origin,
+`http://{id}.localhost:8080/` (browsers and curl resolve `*.localhost` to loopback).
+The API needs the token in `run/api-token` (made on the first run; the `preview`
+client reads it from there too). Everything lives under `run/` (gitignored): the ID
+secret, the API token, the ring file, each node's data dir and each process's log. A
+second run reuses them, so sessions survive. Ctrl-C stops every process (SIGTERM,
+then SIGKILL after 10 s).
 
 Ports: PREVIEW_LOCAL_ROUTER_PORT (8080), PREVIEW_LOCAL_NODE_PORT (9100; the
 second node takes the next one).
@@ -27,6 +31,8 @@ RUN = ROOT / "run"
 PY = str(ROOT / ".venv" / "bin" / "python")
 DEMO = ROOT / "examples" / "counter"
 DEMO_ID = "demo-counter"
+DOMAIN = "localhost"
+TOKEN_FILE = RUN / "api-token"
 
 
 def demo_files() -> dict[str, str]:
@@ -35,9 +41,11 @@ def demo_files() -> dict[str, str]:
 
 def api(method: str, url: str, body: object | None = None) -> tuple[int, dict[str, object]]:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(
-        url, data=data, method=method, headers={"content-type": "application/json"}
-    )
+    headers = {
+        "content-type": "application/json",
+        "authorization": f"Bearer {TOKEN_FILE.read_text().strip()}",
+    }
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:
             return resp.status, json.loads(resp.read())
@@ -51,12 +59,14 @@ def main() -> int:
 
     router_port = int(os.environ.get("PREVIEW_LOCAL_ROUTER_PORT", "8080"))
     node_port = int(os.environ.get("PREVIEW_LOCAL_NODE_PORT", "9100"))
-    public = f"http://127.0.0.1:{router_port}"
+    public = f"http://{DOMAIN}:{router_port}"
     (RUN / "logs").mkdir(parents=True, exist_ok=True)
     secret = RUN / "secret"
-    if not secret.exists():
-        secret.write_text(secrets.token_urlsafe(48) + "\n")
-        secret.chmod(0o600)
+    for path in (secret, TOKEN_FILE):
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(48 if path is secret else 32) + "\n")
+            path.chmod(0o600)
+    shared = ["--preview-domain", DOMAIN, "--api-token-file", str(TOKEN_FILE)]
     ring = RUN / "ring.toml"
     nodes = {f"node-{i}": node_port + i for i in range(2)}
     ring.write_text(
@@ -96,6 +106,7 @@ def main() -> int:
                     str(secret),
                     "--public-url",
                     public,
+                    *shared,
                     "--log-format",
                     "text",
                 ],
@@ -114,10 +125,11 @@ def main() -> int:
                 str(ring),
                 "--secret-file",
                 str(secret),
+                *shared,
                 "--log-format",
                 "text",
             ],
-            f"{public}/readyz",
+            f"http://127.0.0.1:{router_port}/readyz",
         )
         status, obj = api(
             "POST",
@@ -134,7 +146,10 @@ def main() -> int:
 Preview platform running on 127.0.0.1 (router {public}, nodes {", ".join(f"{n}:{p}" for n, p in nodes.items())})
 
   Demo preview:  {obj["previewUrl"]}   (session {obj["sessionId"]}, node {obj["node"]}, {obj["status"]})
+                 each session is its own origin, http://{{id}}.{DOMAIN}:{router_port}/
 
+  API token:     {TOKEN_FILE}   (every /kontext/* call needs it; the preview client reads it)
+                 curl -H "authorization: Bearer $(cat {TOKEN_FILE})" {public}/kontext/preview/{DEMO_ID}
   Edit live:     .venv/bin/preview up examples/counter --watch   (a new session; edits push by HMR)
   Edit the demo: PUT {public}/kontext/preview/{DEMO_ID}/files  {{"files": {{"src/App.jsx": "..."}}}}
   Your own app:  .venv/bin/preview up PATH/TO/APP --watch

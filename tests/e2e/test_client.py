@@ -30,6 +30,7 @@ from tests.support.ring import SECRET, ring_text
 pytestmark = pytest.mark.e2e
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "app"
+REPO = Path(__file__).resolve().parents[2]
 NODE_MAX_FILE_BYTES = 64 * 1024  # lowered so that a node-side 413 is cheap to provoke
 TOKEN = "client-test-token-0123456789"
 PACKAGE_JSON = {
@@ -316,6 +317,19 @@ def test_api_token_from_file_or_environment(platform: Platform, tmp_path: Path) 
         env={**os.environ, "PREVIEW_ROUTER": platform.token_router, "PREVIEW_API_TOKEN": TOKEN},
     )
     assert "404 unknown_session" in one_error_line(by_env.stderr)
+    # with neither: ./run/api-token, the file scripts/run-local writes
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "api-token").write_text(f"{TOKEN}\n")
+    env = {k: v for k, v in os.environ.items() if k != "PREVIEW_API_TOKEN"}
+    by_local = subprocess.run(
+        [sys.executable, "-m", "previewclient", "status", "nosuch"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+        env={**env, "PREVIEW_ROUTER": platform.token_router, "PYTHONPATH": str(REPO)},
+    )
+    assert "404 unknown_session" in one_error_line(by_local.stderr)
 
 
 class Lines:
