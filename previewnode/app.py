@@ -49,7 +49,7 @@ from proxycore.forward import ForwardPolicy, forward
 from proxycore.headers import Headers
 from proxycore.server import Exchange
 from proxycore.tunnel import tunnel
-from proxycore.upstream import UpstreamPool
+from proxycore.upstream import Address, UpstreamPool
 
 JSON = [(b"content-type", b"application/json")]
 
@@ -152,7 +152,12 @@ class NodeApp:
         elif path == "/readyz":
             draining = self.commands.draining
             ready = not draining and not self.commands.full()
-            state = {"ready": ready, "draining": draining, "sessions": len(self.store)}
+            state = {
+                "ready": ready,
+                "draining": draining,
+                "sessions": len(self.store),
+                "sandbox": "bwrap" if self.supervisor.sandbox else "none",
+            }
             await self.respond_json(ex, 200 if ready else 503, state)
         elif path == "/metrics" and self.metrics_here:
             ctype, body = metrics.render()
@@ -166,10 +171,10 @@ class NodeApp:
         ):
             raise Unauthorized("this preview is private: open it with a preview token")
         with s.serving():
-            port = await self.supervisor.wait_ready(s, self.cfg.hold_seconds)
-            await self._to_dev_server(ex, s, ("127.0.0.1", port))
+            address = await self.supervisor.wait_ready(s, self.cfg.hold_seconds)
+            await self._to_dev_server(ex, s, address)
 
-    async def _to_dev_server(self, ex: Exchange, s: Session, addr: tuple[str, int]) -> None:
+    async def _to_dev_server(self, ex: Exchange, s: Session, addr: Address) -> None:
         if ex.upgrade:
 
             def opened() -> None:

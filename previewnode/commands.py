@@ -55,6 +55,10 @@ class SessionCommands:
         self.limits = Limits(cfg.max_files, cfg.max_file_bytes)
         self.draining = False
 
+    def _ignored(self, configs: list[str]) -> list[str]:
+        """Uploaded configs are stored, and run only inside a sandbox (CONTRACT §6)."""
+        return [] if self.supervisor.sandbox else configs
+
     def full(self) -> bool:
         return len(self.store) >= self.cfg.max_sessions
 
@@ -93,7 +97,7 @@ class SessionCommands:
             created_at=created,
             expires_at=created + ttl(body.ttlSeconds, self.cfg),
             hashed=body.sessionId is not None,
-            ignored=upload.ignored,
+            ignored=self._ignored(upload.ignored),
             deps_key=deps_plan.key,
             access=body.access or self.cfg.default_access,
         )
@@ -134,7 +138,7 @@ class SessionCommands:
         await trio.to_thread.run_sync(apply_update, s.workspace, upload.files, upload.deletes)
         s.touch()
         changed = False
-        new_ignored = sorted(set(s.record.ignored) | set(upload.ignored))
+        new_ignored = sorted(set(s.record.ignored) | set(self._ignored(upload.ignored)))
         if new_ignored != s.record.ignored:
             s.record.ignored, changed = new_ignored, True
         if upload.deps is not None or "package.json" in upload.deletes:

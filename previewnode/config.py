@@ -51,6 +51,12 @@ def build_parser() -> EnvParser:
         choices=["public", "private"],
         help="access of a session created without one",
     )
+    p.flag(
+        "--sandbox",
+        default="auto",
+        choices=["required", "auto", "off"],
+        help="dev servers in bubblewrap; auto: when it works here, else the fixed config",
+    )
     add_preview_domain(p)
     add_common(p)
     return p
@@ -81,6 +87,7 @@ class NodeConfig:
     sweep_interval: float = 5.0
     preview_domain: str | None = None  # subdomain mode: {id}.{domain}
     default_access: str = "public"
+    sandbox: str = "auto"  # required | auto | off (previewnode.sandbox)
 
     @property
     def public_host(self) -> str:
@@ -146,4 +153,5 @@ def from_args(a: dict[str, object]) -> NodeConfig:
         default_ttl=min(86400.0, float(a["max_ttl"])),  # type: ignore[arg-type]
         preview_domain=a.get("preview_domain") or None,  # type: ignore[arg-type]
         default_access=str(a.get("default_access") or "public"),
+        sandbox=str(a.get("sandbox") or "auto"),
     )

@@ -1,8 +1,10 @@
 """One Vite dev server process for one session: start, ready, stop.
 
-`DevServer.run` spawns `runtime/launcher.mjs` (which starts Vite with a fixed
-configuration), reports the port once Vite really serves, forwards the build errors the
-launcher reports, and kills the whole process group when it is cancelled.
+`DevServer.run` spawns `runtime/launcher.mjs` (which starts Vite: inside a sandbox with
+the app's own configuration, else with a fixed one), reports where it listens once Vite
+really serves (a unix socket when sandboxed, a loopback port otherwise), forwards the
+build errors the launcher reports, and kills the whole process group when it is
+cancelled (a sandbox dies with it: `--die-with-parent`, its own PID namespace).
 
 It must never hand the child anything of the node's environment (secrets, `PREVIEW_*`
 settings): the child gets a minimal environment built here. It must never leave a
@@ -16,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +27,9 @@ from subprocess import PIPE
 from typing import Any
 
 import trio
+
+from previewnode.sandbox import Mounts, bwrap_argv
+from proxycore.upstream import Address
 
 STDERR_TAIL_BYTES = 4096
 MAX_EVENT_LINE_BYTES = 4 * 1024 * 1024
@@ -58,6 +64,12 @@ class DevServerConfig:
     client_port: int
     client_protocol: str
     node_binary: str = "node"
+    sandbox: str | None = None  # the bwrap binary; None: unsandboxed, fixed config
+    socket_dir: Path | None = None  # sandboxed: where the dev server's listener lives
+
+    @property
+    def socket_path(self) -> Path | None:
+        return self.socket_dir / "dev.sock" if self.socket_dir is not None else None
 
 
 class DevServerFailed(Exception):
@@ -83,7 +95,29 @@ def launcher_config(config: DevServerConfig) -> dict[str, Any]:
         "clientProtocol": config.client_protocol,
         "nodeModules": str(config.node_modules),
         "cacheDir": str(config.cache_dir / "vite"),
+        "ownConfig": config.sandbox is not None,
+        "socket": str(config.socket_path) if config.sandbox is not None else None,
     }
+
+
+def command(config: DevServerConfig) -> list[str]:
+    """The dev server's argv: the launcher, wrapped in the sandbox when there is one."""
+    node = shutil.which(config.node_binary) or config.node_binary
+    launcher = [node, str(config.runtime_dir / "launcher.mjs"), json.dumps(launcher_config(config))]
+    if config.sandbox is None:
+        return launcher
+    assert config.socket_dir is not None
+    mounts = Mounts(
+        workspace=config.workspace,
+        socket_dir=config.socket_dir,
+        cache_dir=config.cache_dir,
+        read_only=(
+            config.node_modules.resolve(),
+            config.runtime_dir.resolve(),
+            Path(node).resolve().parent,
+        ),
+    )
+    return bwrap_argv(config.sandbox, mounts, launcher)
 
 
 def child_environment(config: DevServerConfig) -> dict[str, str]:
@@ -123,10 +157,10 @@ class DevServer:
     ) -> None:
         self.config = config
         self.on_errors = on_errors
-        self.port: int | None = None
+        self.address: Address | None = None
         self.pid: int | None = None
         self._stderr = bytearray()
-        self._announced_port: int | None = None
+        self._announced: Address | None = None
         self._stderr_done = trio.Event()
         self._ready_or_eof = trio.Event()
 
@@ -134,21 +168,21 @@ class DevServer:
     def stderr_tail(self) -> str:
         return self._stderr.decode("utf-8", "replace")
 
-    async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: trio.TaskStatus[Address] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Run Vite until it exits or this task is cancelled.
 
-        `task_status.started(port)` once Vite answers HTTP on `port`. Raises
+        `task_status.started(address)` once Vite answers HTTP there. Raises
         DevServerFailed when the process exits before that, or later with a non-zero
         status; returns when it later exits with status 0.
         """
         config = self.config
         (config.cache_dir / "home").mkdir(parents=True, exist_ok=True)
         (config.cache_dir / "vite").mkdir(parents=True, exist_ok=True)
-        argv = [
-            config.node_binary,
-            str(config.runtime_dir / "launcher.mjs"),
-            json.dumps(launcher_config(config)),
-        ]
+        if config.socket_dir is not None:
+            config.socket_dir.mkdir(parents=True, exist_ok=True)
+        argv = command(config)
         process = await trio.lowlevel.open_process(
             argv,
             stdin=PIPE,
@@ -174,18 +208,18 @@ class DevServer:
             raise failure
 
     async def _serve(
-        self, process: trio.Process, task_status: trio.TaskStatus[int]
+        self, process: trio.Process, task_status: trio.TaskStatus[Address]
     ) -> DevServerFailed | None:
         await self._ready_or_eof.wait()
-        port = self._announced_port
-        if port is not None and await self._probe_until_serving(process, port):
-            self.port = port
-            task_status.started(port)
+        address = self._announced
+        if address is not None and await self._probe_until_serving(process, address):
+            self.address = address
+            task_status.started(address)
         code = await process.wait()
         # Let the last words reach the tail before reporting them.
         with trio.move_on_after(1):
             await self._stderr_done.wait()
-        if self.port is None:
+        if self.address is None:
             return DevServerFailed(
                 f"dev server exited with status {code} before serving", self.stderr_tail
             )
@@ -193,7 +227,7 @@ class DevServer:
             return DevServerFailed(f"dev server exited with status {code}", self.stderr_tail)
         return None
 
-    async def _probe_until_serving(self, process: trio.Process, port: int) -> bool:
+    async def _probe_until_serving(self, process: trio.Process, address: Address) -> bool:
         """GET the base path until Vite answers with any status; False if it exits."""
         host = self.config.allowed_hosts[0] if self.config.allowed_hosts else "localhost"
         request = (
@@ -202,7 +236,10 @@ class DevServer:
         ).encode("ascii")
         while process.poll() is None:
             try:
-                stream = await trio.open_tcp_stream("127.0.0.1", port)
+                if isinstance(address, str):
+                    stream = await trio.open_unix_socket(address)
+                else:
+                    stream = await trio.open_tcp_stream(*address)
             except OSError:
                 await trio.sleep(PROBE_RETRY_SECONDS)
                 continue
@@ -247,7 +284,10 @@ class DevServer:
             return
         kind = event.get("event")
         if kind == "ready" and isinstance(event.get("port"), int):
-            self._announced_port = event["port"]
+            self._announced = ("127.0.0.1", event["port"])
+            self._ready_or_eof.set()
+        elif kind == "ready" and event.get("socket") == str(self.config.socket_path):
+            self._announced = str(self.config.socket_path)  # only the path we gave it
             self._ready_or_eof.set()
         elif kind == "errors":
             errors = parse_errors(event.get("errors"))

@@ -5,12 +5,24 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 _START_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60)
 
+SANDBOX = Gauge(
+    "preview_node_sandbox",
+    "1 for the mechanism dev servers run in: bwrap, or none (the fixed config, unsandboxed)",
+    ["mechanism"],
+)
 REQUESTS = Counter(
     "preview_node_requests_total",
     "Requests answered, by route class and status",

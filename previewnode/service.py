@@ -18,7 +18,7 @@ import trio
 from previewcore.auth import parse_tokens
 from previewcore.livefile import LiveFile
 from previewcore.session_id import Keys, is_valid_node_name, parse_secrets
-from previewnode import metrics
+from previewnode import metrics, sandbox
 from previewnode.app import NodeApp
 from previewnode.commands import SessionCommands
 from previewnode.config import NodeConfig
@@ -60,7 +60,9 @@ class NodeService:
         self.store = SessionStore(cfg.data_dir, cfg.name)
         loaded = self.store.load()
         self.installer = DependencyInstaller(cfg.runtime_dir, cfg.cache_dir)
-        self.supervisor = Supervisor(cfg, self.store, self.installer)
+        self.sandbox = sandbox.choose(cfg.sandbox)  # type: ignore[arg-type]
+        metrics.SANDBOX.labels("bwrap" if self.sandbox else "none").set(1)
+        self.supervisor = Supervisor(cfg, self.store, self.installer, self.sandbox)
         self.commands = SessionCommands(cfg, self.store, self.supervisor, self.installer)
         self.pool = UpstreamPool(cfg.connect_timeout, VITE_POOL_IDLE_SECONDS)
         self.app = self._node_app(metrics_here=cfg.admin_listen is None)

@@ -5,6 +5,7 @@ Layout under `--data-dir`:
     sessions/{id}/record.json   the record (msgspec JSON), written temp + fsync + rename
     sessions/{id}/ws/           the workspace (the upload), `ws/node_modules` -> dependency set
     vite-cache/{id}/            Vite's own cache: outside the workspace, one per session
+    sockets/{id}/dev.sock       a sandboxed dev server's listener, one directory per session
 
 A session is registered when `sessions/{id}` exists: creation builds it under a
 staging name and renames it into place after fsync, so a crash leaves either a
@@ -29,6 +30,7 @@ import trio
 
 from previewnode.devserver import BuildError
 from previewnode.lifecycle import Event, Status, next_status, on_load
+from proxycore.upstream import Address
 
 log = logging.getLogger("preview.sessions")
 RECORD = "record.json"
@@ -77,7 +79,7 @@ class Session:
     root: Path
     status: Status = Status.IDLE  # changed only by `move`
     errors: list[BuildError] = field(default_factory=list)
-    port: int | None = None
+    address: Address | None = None  # where its dev server listens (port or unix socket)
     pid: int | None = None
     last_active: float = field(default_factory=time.monotonic)
     scope: trio.CancelScope | None = None
@@ -148,6 +150,7 @@ class SessionStore:
     def __init__(self, data_dir: Path, node: str) -> None:
         self.dir = data_dir / "sessions"
         self.cache_root = data_dir / "vite-cache"
+        self.socket_root = data_dir / "sockets"
         self.node = node
         self.dir.mkdir(parents=True, exist_ok=True)
         self.cache_root.mkdir(parents=True, exist_ok=True)
@@ -203,6 +206,10 @@ class SessionStore:
     def vite_cache(self, sid: str) -> Path:
         return self.cache_root / sid
 
+    def socket_dir(self, sid: str) -> Path:
+        """A sandboxed dev server's listener: outside the workspace, one per session."""
+        return self.socket_root / sid
+
     def remove(self, session: Session) -> None:
         session.mark_removed()
         self.sessions.pop(session.id, None)
@@ -216,3 +223,4 @@ class SessionStore:
             os.rename(target, trash)
             shutil.rmtree(trash, ignore_errors=True)
         shutil.rmtree(self.cache_root / sid, ignore_errors=True)
+        shutil.rmtree(self.socket_root / sid, ignore_errors=True)

@@ -30,6 +30,7 @@ from previewnode.errors import NotHeldHere, SessionFailed, SessionGone, Starting
 from previewnode.lifecycle import Event, Status
 from previewnode.sessions import Session, SessionStore
 from proxycore.errors import OverCapacity, PreviewError
+from proxycore.upstream import Address
 
 log = logging.getLogger("preview.runner")
 MAX_BACKOFF = 10.0
@@ -58,9 +59,14 @@ def link_node_modules(workspace: Path, target: Path) -> None:
 
 class Supervisor:
     def __init__(
-        self, cfg: NodeConfig, store: SessionStore, installer: DependencyInstaller
+        self,
+        cfg: NodeConfig,
+        store: SessionStore,
+        installer: DependencyInstaller,
+        sandbox: str | None = None,
     ) -> None:
         self.cfg = cfg
+        self.sandbox = sandbox  # the bwrap binary, or None: unsandboxed with the fixed config
         self.store = store
         self.installer = installer
         self.cold_starts = trio.Semaphore(max(1, os.cpu_count() or 2))
@@ -144,17 +150,17 @@ class Supervisor:
     def _deps_ready(self, s: Session) -> bool:
         return self.installer.is_ready(self.plan_for(s))
 
-    async def wait_ready(self, s: Session, hold: float) -> int:
-        """The port of `s`'s serving dev server, starting it if needed, waiting at most `hold`."""
+    async def wait_ready(self, s: Session, hold: float) -> Address:
+        """Where `s`'s serving dev server listens, starting it if needed, waiting at most `hold`."""
         deadline = trio.current_time() + hold
         held = False
         while True:
             if s.removed:
                 raise gone(s)
-            if s.status is Status.READY and s.port is not None:
+            if s.status is Status.READY and s.address is not None:
                 if held:
                     metrics.HELD.labels("served").inc()
-                return s.port
+                return s.address
             if s.status is Status.FAILED and s.record.error is not None:
                 raise SessionFailed(f"the preview failed: {s.record.error[-500:]}")
             if not s.busy:
@@ -198,7 +204,7 @@ class Supervisor:
                 self._crashed(s, f"preparing failed: {exc}", "")
             else:
                 await self._serve(s, node_modules)
-        s.port = s.pid = None
+        s.address = s.pid = None
         s.scope = None
         s.stopping = False
         s.move(Event.STOPPED)
@@ -211,8 +217,8 @@ class Supervisor:
                 async with self.cold_starts:
                     s.move(Event.BOOT)
                     metrics.VITE_STARTS.inc()
-                    port = await nursery.start(dev.run)
-                self._ready(s, dev, port, started)
+                    address = await nursery.start(dev.run)
+                self._ready(s, dev, address, started)
             self._crashed(s, "exited", dev.stderr_tail)  # it exited by itself, status 0
         except* DevServerFailed as group:
             exc = group.exceptions[0]
@@ -221,8 +227,8 @@ class Supervisor:
             log.error("dev server supervision failed", exc_info=group, extra={"session_id": s.id})
             self._crashed(s, "supervision failed", "")
 
-    def _ready(self, s: Session, dev: DevServer, port: int, started: float) -> None:
-        s.port, s.pid = port, dev.pid
+    def _ready(self, s: Session, dev: DevServer, address: Address, started: float) -> None:
+        s.address, s.pid = address, dev.pid
         s.failures = 0
         metrics.VITE_START_SECONDS.observe(time.monotonic() - started)
         if s.started_at == 0.0:
@@ -232,7 +238,7 @@ class Supervisor:
             "dev server ready",
             extra={
                 "session_id": s.id,
-                "port": port,
+                "address": address,
                 "seconds": round(time.monotonic() - started, 3),
             },
         )
@@ -272,6 +278,8 @@ class Supervisor:
             allowed_hosts=(cfg.preview_host(s.id),),
             client_port=cfg.public_port,
             client_protocol=cfg.ws_scheme,
+            sandbox=self.sandbox,
+            socket_dir=self.store.socket_dir(s.id) if self.sandbox else None,
         )
 
     def _on_errors(self, s: Session, errors: list[BuildError]) -> None:

@@ -36,7 +36,7 @@ from proxycore.http1 import (
     serialize_head,
 )
 from proxycore.server import ClientGone, Exchange
-from proxycore.upstream import UpstreamConnection, UpstreamPool
+from proxycore.upstream import Address, UpstreamConnection, UpstreamPool
 
 FLUSH_AT = 64 * 1024
 # How long to wait for a response head before also watching the client for a hang-up:
@@ -180,7 +180,7 @@ async def _read_head(ex: Exchange | None, up: UpstreamConnection) -> ResponseHea
 async def exchange_head(
     ex: Exchange,
     pool: UpstreamPool,
-    addr: tuple[str, int],
+    addr: Address,
     policy: ForwardPolicy,
     *,
     body: bytes | None,
@@ -316,7 +316,7 @@ async def read_response_body(resp: UpstreamResponse, pool: UpstreamPool, limit: 
 async def forward(
     ex: Exchange,
     pool: UpstreamPool,
-    addr: tuple[str, int],
+    addr: Address,
     policy: ForwardPolicy,
     *,
     body: bytes | None = None,
@@ -329,7 +329,7 @@ async def forward(
 
 async def simple_request(
     pool: UpstreamPool,
-    addr: tuple[str, int],
+    addr: Address,
     method: bytes,
     target: bytes,
     headers: Headers,

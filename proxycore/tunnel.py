@@ -18,7 +18,7 @@ import trio
 from proxycore.forward import ForwardPolicy, UpstreamResponse, exchange_head, relay_response
 from proxycore.headers import end_to_end
 from proxycore.server import Exchange, enable_keepalive
-from proxycore.upstream import READ_CHUNK, UpstreamPool
+from proxycore.upstream import READ_CHUNK, Address, UpstreamPool
 
 Activity = Callable[[], None]
 
@@ -74,7 +74,7 @@ async def splice(
 async def tunnel(
     ex: Exchange,
     pool: UpstreamPool,
-    addr: tuple[str, int],
+    addr: Address,
     policy: ForwardPolicy,
     on_open: Callable[[], None] | None = None,
     on_close: Callable[[], None] | None = None,

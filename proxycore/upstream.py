@@ -19,6 +19,8 @@ from proxycore.errors import UpstreamRefused, UpstreamTimeout
 from proxycore.http1 import NEED_DATA, Event, ProtocolError, ResponseReader
 
 READ_CHUNK = 64 * 1024
+# (host, port) over TCP, or the path of a unix socket (a sandboxed dev server's listener).
+Address = tuple[str, int] | str
 
 
 class ConnectFailed(UpstreamRefused):
@@ -34,7 +36,7 @@ class UpstreamConnection:
 
     __slots__ = ("addr", "idle_since", "reader", "reused", "stream")
 
-    def __init__(self, stream: trio.SocketStream, addr: tuple[str, int]) -> None:
+    def __init__(self, stream: trio.SocketStream, addr: Address) -> None:
         self.stream = stream
         self.addr = addr
         self.reader = ResponseReader()
@@ -81,9 +83,9 @@ class UpstreamPool:
         self.connect_timeout = connect_timeout
         self.idle_timeout = idle_timeout
         self.max_idle = max_idle_per_addr
-        self._idle: dict[tuple[str, int], deque[UpstreamConnection]] = {}
+        self._idle: dict[Address, deque[UpstreamConnection]] = {}
 
-    async def acquire(self, addr: tuple[str, int], *, fresh: bool = False) -> UpstreamConnection:
+    async def acquire(self, addr: Address, *, fresh: bool = False) -> UpstreamConnection:
         if not fresh:
             idle = self._idle.get(addr)
             now = time.monotonic()
@@ -95,17 +97,20 @@ class UpstreamPool:
                 await up.aclose()
         return await self.connect(addr)
 
-    async def connect(self, addr: tuple[str, int]) -> UpstreamConnection:
-        host, port = addr
+    async def connect(self, addr: Address) -> UpstreamConnection:
+        where = addr if isinstance(addr, str) else f"{addr[0]}:{addr[1]}"
         with trio.move_on_after(self.connect_timeout) as scope:
             try:
-                stream = await trio.open_tcp_stream(host, port)
+                if isinstance(addr, str):
+                    stream = await trio.open_unix_socket(addr)
+                else:
+                    stream = await trio.open_tcp_stream(*addr)
             except OSError as exc:
                 if exc.errno == errno.ETIMEDOUT:
-                    raise ConnectTimeout(f"connect to {host}:{port} timed out") from exc
-                raise ConnectFailed(f"connect to {host}:{port} failed: {exc.strerror}") from exc
+                    raise ConnectTimeout(f"connect to {where} timed out") from exc
+                raise ConnectFailed(f"connect to {where} failed: {exc.strerror}") from exc
         if scope.cancelled_caught:
-            raise ConnectTimeout(f"connect to {host}:{port} timed out")
+            raise ConnectTimeout(f"connect to {where} timed out")
         return UpstreamConnection(stream, addr)
 
     async def release(self, up: UpstreamConnection) -> None:

@@ -89,7 +89,42 @@ function readConfig() {
     clientProtocol,
     nodeModules: fs.realpathSync(need("nodeModules", "string")),
     cacheDir: need("cacheDir", "string"),
+    // Inside the sandbox: the app's own config runs, and the listener is a unix socket
+    // (the sandbox has no network the node could reach).
+    ownConfig: c.ownConfig === true,
+    socket: typeof c.socket === "string" ? c.socket : null,
   };
+}
+
+const CONFIG_FILES = ["vite.config.js", "vite.config.mjs", "vite.config.ts", "vite.config.mts",
+  "vite.config.cjs", "vite.config.cts"];
+
+function appConfigFile(root) {
+  for (const name of CONFIG_FILES) {
+    const file = path.join(root, name);
+    if (fs.existsSync(file)) return file;
+  }
+  return null;
+}
+
+// The node reaches a sandboxed dev server only through this unix socket: each connection
+// is piped to Vite on the sandbox's own loopback.
+function bridge(socketPath, port) {
+  return new Promise((resolve, reject) => {
+    try { fs.unlinkSync(socketPath); } catch {}
+    const server = net.createServer((client) => {
+      const upstream = net.connect(port, "127.0.0.1");
+      client.pipe(upstream);
+      upstream.pipe(client);
+      const close = () => { client.destroy(); upstream.destroy(); };
+      client.on("error", close);
+      upstream.on("error", close);
+      client.on("close", close);
+      upstream.on("close", close);
+    });
+    server.on("error", reject);
+    server.listen(socketPath, () => resolve(server));
+  });
 }
 
 // JSON with comments and trailing commas (what tsconfig.json allows), parsed as data.
@@ -440,12 +475,28 @@ function errorTracker(root) {
 
 async function main() {
   const cfg = readConfig();
-  guardTailwindModules();
+  if (!cfg.ownConfig) guardTailwindModules();  // sandboxed, the sandbox is the guard
   const port = cfg.port === 0 ? await freePort() : cfg.port;
   const tracker = errorTracker(cfg.root);
 
+  // The app's own config (sandboxed only) or the fixed one; the platform's settings
+  // below are merged last either way, so they win over anything the app sets.
+  const own = cfg.ownConfig ? appConfigFile(cfg.root) : null;
+  const fixed = own
+    ? { configFile: own, plugins: [tracker.plugin] }
+    : {
+        configFile: false,
+        plugins: [globGuard(cfg.root), react(), tailwindcss(), tracker.plugin],
+        css: { postcss: {} },
+        resolve: {
+          alias: [
+            ...aliasesFromTsconfig(cfg.root),
+            { find: "@", replacement: path.join(cfg.root, "src") },
+          ],
+        },
+      };
   const server = await createServer({
-    configFile: false,
+    ...fixed,
     root: cfg.root,
     base: cfg.base,
     mode: "development",
@@ -453,14 +504,6 @@ async function main() {
     clearScreen: false,
     logLevel: "info",
     customLogger: stderrLogger,
-    plugins: [globGuard(cfg.root), react(), tailwindcss(), tracker.plugin],
-    css: { postcss: {} },
-    resolve: {
-      alias: [
-        ...aliasesFromTsconfig(cfg.root),
-        { find: "@", replacement: path.join(cfg.root, "src") },
-      ],
-    },
     server: {
       host: "127.0.0.1",
       port,
@@ -510,7 +553,12 @@ async function main() {
     });
   }
   const address = server.httpServer.address();
-  emit({ event: "ready", port: address.port });
+  if (cfg.socket) {
+    await bridge(cfg.socket, address.port);
+    emit({ event: "ready", socket: cfg.socket });
+  } else {
+    emit({ event: "ready", port: address.port });
+  }
   tracker.crawl();
 }
 

@@ -75,7 +75,9 @@ async def session(tmp_path: Path, workspace: Path, nursery: trio.Nursery) -> Asy
     session = Session(workspace)
     session.dev = DevServer(make_config(tmp_path, workspace), session.record)
     with trio.fail_after(30):
-        session.port = await nursery.start(session.dev.run)
+        address = await nursery.start(session.dev.run)
+        assert isinstance(address, tuple)  # unsandboxed: a loopback port
+        session.port = address[1]
     yield session
     nursery.cancel_scope.cancel()
 
@@ -186,7 +188,7 @@ async def test_launcher_exiting_before_ready_raises_with_its_stderr(
     dev = DevServer(make_config(tmp_path, workspace), lambda _: None)
     with pytest.raises(DevServerFailed) as info, trio.fail_after(30):
         await dev.run()
-    assert dev.port is None
+    assert dev.address is None
     assert "ENOENT" in info.value.stderr_tail
 
 
