@@ -28,7 +28,7 @@ from typing import Any
 
 import trio
 
-from previewnode.sandbox import Mounts, bwrap_argv
+from previewnode.sandbox import Mounts, bwrap_argv, supervised
 from proxycore.upstream import Address
 
 STDERR_TAIL_BYTES = 4096
@@ -117,7 +117,7 @@ def command(config: DevServerConfig) -> list[str]:
             Path(node).resolve().parent,
         ),
     )
-    return bwrap_argv(config.sandbox, mounts, launcher)
+    return supervised(bwrap_argv(config.sandbox, mounts, launcher))
 
 
 def child_environment(config: DevServerConfig) -> dict[str, str]:

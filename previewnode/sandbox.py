@@ -92,6 +92,16 @@ def bwrap_argv(bwrap: str, mounts: Mounts, command: Sequence[str]) -> list[str]:
     return argv
 
 
+def supervised(argv: Sequence[str]) -> list[str]:
+    """`argv` under a long-lived shell parent.
+
+    `--die-with-parent` ties the sandbox to the *thread* that forked bwrap, and trio
+    forks from a worker thread that exits after 10 idle seconds: every sandbox died
+    then. The shell is the parent instead, and passes its stdin on (an asynchronous
+    list gets /dev/null otherwise), so the launcher still exits when the node does."""
+    return ["/bin/sh", "-c", 'exec 3<&0; "$@" <&3 & wait $!', "sandbox", *argv]
+
+
 def _unique(paths: Sequence[Path]) -> list[Path]:
     """Each path once, and none inside another already bound (a bind would shadow it)."""
     out: list[Path] = []

@@ -128,6 +128,7 @@ class NodeService:
                 sessions.cancel_scope.cancel()  # stops every Vite (each kills its process group)
             outer.cancel_scope.cancel()
         await self.pool.aclose()
+        self.store.close()
         log.info("stopped")
 
     async def _drain(self) -> None:

@@ -5,7 +5,9 @@ Layout under `--data-dir`:
     sessions/{id}/record.json   the record (msgspec JSON), written temp + fsync + rename
     sessions/{id}/ws/           the workspace (the upload), `ws/node_modules` -> dependency set
     vite-cache/{id}/            Vite's own cache: outside the workspace, one per session
-    sockets/{id}/dev.sock       a sandboxed dev server's listener, one directory per session
+
+A sandboxed dev server listens on `{tmp}/preview-sockets-*/{hash of id}/dev.sock`, a
+directory of this process's own (unix socket paths are limited to 108 bytes).
 
 A session is registered when `sessions/{id}` exists: creation builds it under a
 staging name and renames it into place after fsync, so a crash leaves either a
@@ -15,9 +17,11 @@ reads every unexpired record back (as `idle`) and serves the same IDs.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -150,7 +154,9 @@ class SessionStore:
     def __init__(self, data_dir: Path, node: str) -> None:
         self.dir = data_dir / "sessions"
         self.cache_root = data_dir / "vite-cache"
-        self.socket_root = data_dir / "sockets"
+        # Unix socket paths must fit in 108 bytes, which a data dir's path may not leave:
+        # listeners live in a short private directory of this process instead.
+        self.socket_root = Path(tempfile.mkdtemp(prefix="preview-sockets-"))
         self.node = node
         self.dir.mkdir(parents=True, exist_ok=True)
         self.cache_root.mkdir(parents=True, exist_ok=True)
@@ -208,7 +214,10 @@ class SessionStore:
 
     def socket_dir(self, sid: str) -> Path:
         """A sandboxed dev server's listener: outside the workspace, one per session."""
-        return self.socket_root / sid
+        return self.socket_root / hashlib.sha256(sid.encode()).hexdigest()[:16]
+
+    def close(self) -> None:
+        shutil.rmtree(self.socket_root, ignore_errors=True)
 
     def remove(self, session: Session) -> None:
         session.mark_removed()
@@ -223,4 +232,4 @@ class SessionStore:
             os.rename(target, trash)
             shutil.rmtree(trash, ignore_errors=True)
         shutil.rmtree(self.cache_root / sid, ignore_errors=True)
-        shutil.rmtree(self.socket_root / sid, ignore_errors=True)
+        shutil.rmtree(self.socket_dir(sid), ignore_errors=True)

@@ -237,7 +237,8 @@ async def test_large_bodies_get_413_without_memory_growth(node: tuple[Proc, int,
     # declared: refused from Content-Length before reading
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     await stream.send_all(
-        b"POST /kontext/preview HTTP/1.1\r\nHost: x\r\nContent-Length: 209715200\r\n\r\n"
+        b"POST /kontext/preview HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 209715200\r\n\r\n"
     )
     with trio.fail_after(5):
         head = await stream.receive_some(4096)
@@ -246,7 +247,8 @@ async def test_large_bodies_get_413_without_memory_growth(node: tuple[Proc, int,
     # chunked: refused once it passes the limit, while streaming 200 MB
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     await stream.send_all(
-        b"POST /kontext/preview HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"POST /kontext/preview HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
     )
     chunk = b"10000\r\n" + b"a" * 0x10000 + b"\r\n"
     answer = b""
