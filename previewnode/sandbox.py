@@ -77,7 +77,7 @@ def bwrap_argv(bwrap: str, mounts: Mounts, command: Sequence[str]) -> list[str]:
             argv += ["--symlink", os.readlink(top), str(top)]
         elif top.is_dir():
             argv += ["--ro-bind", str(top), str(top)]
-    for ro in _unique(mounts.read_only):
+    for ro in _unique(mounts.read_only, [Path(p) for p in _SYSTEM_RO]):
         argv += ["--ro-bind", str(ro), str(ro)]
     for rw in (mounts.cache_dir, mounts.socket_dir, mounts.workspace):
         argv += ["--bind", str(rw), str(rw)]
@@ -102,11 +102,11 @@ def supervised(argv: Sequence[str]) -> list[str]:
     return ["/bin/sh", "-c", 'exec 3<&0; "$@" <&3 & wait $!', "sandbox", *argv]
 
 
-def _unique(paths: Sequence[Path]) -> list[Path]:
+def _unique(paths: Sequence[Path], bound: Sequence[Path] = ()) -> list[Path]:
     """Each path once, and none inside another already bound (a bind would shadow it)."""
     out: list[Path] = []
     for path in sorted({p.resolve() for p in paths}, key=lambda p: len(p.parts)):
-        if not any(path.is_relative_to(kept) for kept in out):
+        if not any(path.is_relative_to(kept) for kept in (*bound, *out)):
             out.append(path)
     return out
 
