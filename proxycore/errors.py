@@ -73,6 +73,14 @@ class HeadersTooLarge(PreviewError):
     close_connection = True
 
 
+class VersionNotSupported(PreviewError):
+    """A request line naming HTTP/2.0, 3.0 or 0.9: never forwarded as if it were 1.1."""
+
+    status, code = 505, "http_version_not_supported"
+    default_message = "this server speaks HTTP/1.0 and 1.1 only"
+    close_connection = True
+
+
 class UpstreamRefused(PreviewError):
     """Connect refused/reset, or a malformed answer: the node is not serving."""
 

@@ -11,7 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from proxycore.errors import HeadersTooLarge, MalformedHTTP, NotImplementedCoding, URITooLong
+from proxycore.errors import (
+    HeadersTooLarge,
+    MalformedHTTP,
+    NotImplementedCoding,
+    URITooLong,
+    VersionNotSupported,
+)
 
 MAX_REQUEST_LINE = 8 * 1024
 MAX_HEADER_BLOCK = 64 * 1024
@@ -61,6 +67,9 @@ def scan_head(head: bytes) -> HeadInfo:
         raise MalformedHTTP("empty request")
     if len(lines[0]) > MAX_REQUEST_LINE:
         raise URITooLong()
+    version = lines[0].rpartition(b" ")[2]
+    if version.startswith(b"HTTP/") and version not in (b"HTTP/1.1", b"HTTP/1.0"):
+        raise VersionNotSupported()  # h11 would parse `HTTP/2.0` and we'd speak 1.1
     if len(body) - len(lines[0]) > MAX_HEADER_BLOCK:
         raise HeadersTooLarge()
     content_lengths: set[bytes] = set()

@@ -27,6 +27,8 @@ TABLE = [
     ("GET /preview/{sid}/" + "a" * 9000 + " HTTP/1.1\r\nHost: x\r\n\r\n", 414),
     (REQ + "X-Big: " + "b" * 70_000 + "\r\n\r\n", 431),
     ("GARBAGE\r\n\r\n", 400),
+    ("GET /preview/{sid}/ HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+    ("GET /preview/{sid}/ HTTP/3.0\r\nHost: x\r\n\r\n", 505),
 ]
 # Well-framed requests with a bad path: 400, and the connection may stay in use.
 BAD_PATHS = [

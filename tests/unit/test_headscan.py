@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from proxycore.errors import HeadersTooLarge, MalformedHTTP, NotImplementedCoding, URITooLong
+from proxycore.errors import (
+    HeadersTooLarge,
+    MalformedHTTP,
+    NotImplementedCoding,
+    URITooLong,
+    VersionNotSupported,
+)
 from proxycore.headscan import find_head_end, scan_head
 
 H = b"GET / HTTP/1.1\r\nHost: x\r\n"
@@ -32,6 +38,11 @@ TABLE: list[tuple[bytes, type[Exception] | None]] = [
     (H + b"NoColon\r\n\r\n", MalformedHTTP),
     (b"GET /" + b"a" * 8200 + b" HTTP/1.1\r\nHost: x\r\n\r\n", URITooLong),
     (H + b"X-Big: " + b"a" * 66_000 + b"\r\n\r\n", HeadersTooLarge),
+    (b"GET / HTTP/1.0\r\n\r\n", None),
+    (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", VersionNotSupported),
+    (b"GET / HTTP/3.0\r\nHost: x\r\n\r\n", VersionNotSupported),
+    (b"GET / HTTP/1.2\r\nHost: x\r\n\r\n", VersionNotSupported),
+    (b"GET / HTTP/0.9\r\nHost: x\r\n\r\n", VersionNotSupported),
 ]
 
 
