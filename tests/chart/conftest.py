@@ -27,6 +27,10 @@ CHART_DIR = ROOT / "charts" / "preview"
 CI_VALUES = Path(__file__).resolve().parent / "ci-values.yaml"
 RELEASE = "rel"
 NAMESPACE = "previews"
+# The one value an install must give: subdomain mode is the chart's default and refuses
+# to render without a domain. `render` puts it under the values a test passes (which may
+# override it), so "defaults" below means the chart's defaults plus this.
+INSTALL_VALUES: dict[str, Any] = {"previewDomain": "previews.example.net"}
 
 Obj = dict[str, Any]
 
@@ -101,7 +105,10 @@ def render(chart: helm.Chart) -> Render:
         namespace: str = NAMESPACE,
         config: helm.Config | None = None,
         is_upgrade: bool | None = None,
+        bare: bool = False,
     ) -> Rendered:
+        """`bare`: values.yaml and `values` only, without INSTALL_VALUES."""
+        values = dict(values or {}) if bare else {**INSTALL_VALUES, **(values or {})}
         if config is None:
             files = chart.render(values, name=name, namespace=namespace, is_upgrade=is_upgrade)
         else:

@@ -16,6 +16,8 @@ import jsonschema
 import kubernetes_validate
 import pytest
 
+from tests.chart.conftest import INSTALL_VALUES
+
 HERE = Path(__file__).resolve().parent
 CHART_DIR = HERE.parents[1] / "charts" / "preview"
 CI_VALUES = HERE / "ci-values.yaml"
@@ -51,7 +53,7 @@ def validate(obj: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("values_file", [None, CI_VALUES], ids=["defaults", "ci-values"])
 def test_helm_lint_strict_passes(values_file: Path | None, ci_values: dict[str, Any]) -> None:
-    values = ci_values if values_file else None
+    values = ci_values if values_file else INSTALL_VALUES
     report = helm.lint(CHART_DIR, values, strict=True, namespace="previews")
     problems = [m for m in report["messages"] if m["severity"] >= 2]
     assert report["errors"] == [] and problems == [], report

@@ -170,6 +170,96 @@ existing Secret, of what the cluster holds when Helm runs.
 {{- if and .Values.router.ingress.enabled (not .Values.router.ingress.hosts) -}}
 {{- fail "router.ingress.enabled needs at least one host in router.ingress.hosts" -}}
 {{- end -}}
+{{- include "preview.validateOrigins" . -}}
+{{- end -}}
+
+{{/*
+Subdomain mode: the domain must be given, no API host may look like a preview host (the
+router would take `api.{domain}` for session "api"), no preview origin may call the API,
+and an Ingress that terminates TLS must do so for the wildcard too.
+*/}}
+{{- define "preview.validateOrigins" -}}
+{{- if include "preview.subdomainMode" . -}}
+{{- $domain := .Values.previewDomain -}}
+{{- if not $domain -}}
+{{- fail "previewDomain is required in subdomain mode (previewMode: subdomain, the default): set it to a domain of its own, e.g. --set previewDomain=example-previews.com, with a wildcard DNS record *.{previewDomain} pointing at the ingress; or choose previewMode: path" -}}
+{{- end -}}
+{{- $apiHosts := list -}}
+{{- if .Values.router.ingress.enabled -}}
+{{- $apiHosts = concat $apiHosts .Values.router.ingress.hosts -}}
+{{- end -}}
+{{- with .Values.publicUrl -}}
+{{- $apiHosts = append $apiHosts (urlParse .).hostname -}}
+{{- end -}}
+{{- range $apiHosts -}}
+{{- if include "preview.isPreviewHost" (dict "host" . "domain" $domain) -}}
+{{- fail (printf "%q is one label under previewDomain %q: the router would serve it as a preview (session %q), not the API. Give the API a host outside *.%s (the chart adds the wildcard rule itself)" . $domain (first (splitList "." .)) $domain) -}}
+{{- end -}}
+{{- end -}}
+{{- range .Values.apiCorsOrigins -}}
+{{- $host := (urlParse .).hostname -}}
+{{- if or (eq $host $domain) (hasSuffix (printf ".%s" $domain) $host) -}}
+{{- fail (printf "apiCorsOrigins: %q is on previewDomain %q or under it, where preview code runs: it must not call the API" . $domain) -}}
+{{- end -}}
+{{- end -}}
+{{- $ing := .Values.router.ingress -}}
+{{- if and $ing.enabled $ing.tls (not .Values.previewTls.secretName) (not (include "preview.wildcardTlsListed" .)) -}}
+{{- fail (printf "previewTls.secretName: the Ingress terminates TLS for its API hosts, so previews at https://{id}.%s need a certificate for *.%s: name its Secret in previewTls.secretName (or list *.%s in a router.ingress.tls entry)" $domain $domain $domain) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "true" in subdomain mode (previewMode other than "path"), else empty. */}}
+{{- define "preview.subdomainMode" -}}
+{{- if ne (toString .Values.previewMode) "path" -}}true{{- end -}}
+{{- end -}}
+
+{{/* The --preview-domain to pass: previewDomain in subdomain mode, empty in path mode. */}}
+{{- define "preview.previewDomain" -}}
+{{- if include "preview.subdomainMode" . -}}{{- .Values.previewDomain -}}{{- end -}}
+{{- end -}}
+
+{{/* "true" when .host is exactly one label under .domain: a host the router serves as a preview. */}}
+{{- define "preview.isPreviewHost" -}}
+{{- $host := lower .host -}}
+{{- $suffix := printf ".%s" .domain -}}
+{{- if and (hasSuffix $suffix $host) (not (contains "." (trimSuffix $suffix $host))) -}}true{{- end -}}
+{{- end -}}
+
+{{/* "true" when a router.ingress.tls entry already lists *.{previewDomain}. */}}
+{{- define "preview.wildcardTlsListed" -}}
+{{- $wildcard := printf "*.%s" .Values.previewDomain -}}
+{{- range .Values.router.ingress.tls -}}
+{{- if has $wildcard (.hosts | default list) -}}true{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The API and product hosts that share a parent domain with previewDomain, comma-joined:
+there, preview code can set cookies those hosts receive (unless the parent is a public
+suffix, which only the Public Suffix List knows: this is a hint, not a check).
+*/}}
+{{- define "preview.cookieNeighbours" -}}
+{{- $domain := .Values.previewDomain -}}
+{{- $hosts := list -}}
+{{- if .Values.router.ingress.enabled -}}
+{{- $hosts = concat $hosts .Values.router.ingress.hosts -}}
+{{- end -}}
+{{- if .Values.publicUrl -}}
+{{- $hosts = append $hosts (urlParse .Values.publicUrl).hostname -}}
+{{- end -}}
+{{- range .Values.apiCorsOrigins -}}
+{{- $hosts = append $hosts (urlParse .).hostname -}}
+{{- end -}}
+{{- $near := list -}}
+{{- range $hosts | uniq -}}
+{{- $h := lower . -}}
+{{- $parent := join "." (rest (splitList "." $h)) -}}
+{{- if or (eq $h $domain) (hasSuffix (printf ".%s" $domain) $h) (hasSuffix (printf ".%s" $h) $domain) (and (contains "." $parent) (or (eq $parent $domain) (hasSuffix (printf ".%s" $parent) $domain))) -}}
+{{- $near = append $near $h -}}
+{{- end -}}
+{{- end -}}
+{{- join ", " $near -}}
 {{- end -}}
 
 {{- define "preview.routerGrace" -}}
