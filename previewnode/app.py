@@ -20,6 +20,7 @@ from typing import Any
 import trio
 
 from previewcore.auth import authorize
+from previewcore.decisions import Local, Redirect, Reject
 from previewcore.errors import Unauthorized, UnknownSession
 from previewcore.jsonbody import decode, require_json
 from previewcore.livefile import LiveFile
@@ -39,7 +40,7 @@ from previewnode.api import (
 from previewnode.commands import SessionCommands
 from previewnode.config import NodeConfig
 from previewnode.errors import NotHeldHere, SessionGone
-from previewnode.routes import Api, Local, Preview, Redirect, Reject, SessionRedirect, route
+from previewnode.routes import Api, Preview, SessionRedirect, route
 from previewnode.sessions import Session, SessionStore, rfc3339
 from previewnode.supervisor import Supervisor
 from previewnode.workspace import read_tree

@@ -9,14 +9,14 @@ app's business, not the route's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
+from previewcore.decisions import Local, Redirect, Reject, RouteClass
 from previewcore.urls import LOCAL_PATHS, host_session, referer_session
 from proxycore.errors import BadRequest, NotFound
 from proxycore.target import Target, split_target
 
-RouteClass = Literal["local", "redirect", "preview", "api", "error"]
 ApiAction = Literal["create", "list", "get", "extend", "delete", "put_files", "get_files", "token"]
 
 # (tail after the ID, method) -> action; the tail is None for /kontext/preview/{id}.
@@ -28,23 +28,6 @@ _SESSION_ACTIONS: dict[tuple[str | None, str], ApiAction] = {
     ("files", "GET"): "get_files",
     ("token", "POST"): "token",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Local:
-    """/healthz, /readyz, /metrics."""
-
-    path: str
-    route_class: RouteClass = "local"
-
-
-@dataclass(frozen=True, slots=True)
-class Redirect:
-    """A Referer bounce: a page's root-absolute URL back under its session's prefix."""
-
-    status: int
-    location: str
-    route_class: RouteClass = "redirect"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +53,6 @@ class Api:
     session_id: str | None = None  # None for create and list
     wait_ready: bool = False  # create with `?wait=ready`
     route_class: RouteClass = "api"
-
-
-@dataclass(frozen=True, slots=True)
-class Reject:
-    error: Exception = field(default_factory=NotFound)
-    route_class: RouteClass = "error"
 
 
 Decision = Local | Redirect | SessionRedirect | Preview | Api | Reject

@@ -21,6 +21,7 @@ import trio
 
 from previewcore.auth import authorize
 from previewcore.cors import check_origin, preflight
+from previewcore.decisions import Local, Redirect, Reject
 from previewcore.errors import InvalidContent, SessionExists, Unauthorized
 from previewcore.jsonbody import decode, require_json
 from previewcore.livefile import LiveFile
@@ -51,7 +52,7 @@ from proxycore.tunnel import finish_upgrade
 from proxycore.upstream import ConnectFailed, ConnectTimeout, UpstreamPool
 from router import metrics
 from router.ring import Node, Ring
-from router.routing import Create, Forward, Local, Preflight, Redirect, Reject, route
+from router.routing import Create, Forward, Preflight, route
 
 QUERY_MARK = b"preview_token="  # a viewer token to trade for its cookie (previewcore.viewer)
 

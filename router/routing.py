@@ -8,10 +8,10 @@ request goes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
 
+from previewcore.decisions import Local, Redirect, Reject, RouteClass
 from previewcore.errors import UnknownSession
 from previewcore.session_id import Keys, is_encoded, is_valid_hashed_id, verify
 from previewcore.urls import LOCAL_PATHS, host_session, referer_session
@@ -19,23 +19,7 @@ from proxycore.errors import BadRequest, NotFound, OverCapacity
 from proxycore.target import Target, split_target
 from router.ring import Node, Ring
 
-RouteClass = Literal["preview", "api", "create", "local", "redirect", "error"]
 FALLBACK_SUCCESSORS = 2
-
-
-@dataclass(frozen=True, slots=True)
-class Local:
-    """Answered by the process itself: /healthz, /readyz, /metrics."""
-
-    path: str
-    route_class: RouteClass = "local"
-
-
-@dataclass(frozen=True, slots=True)
-class Redirect:
-    status: int
-    location: str
-    route_class: RouteClass = "redirect"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,12 +42,6 @@ class Preflight:
     """A CORS preflight for the API: answered by the router from `--api-cors-origins`."""
 
     route_class: RouteClass = "api"
-
-
-@dataclass(frozen=True, slots=True)
-class Reject:
-    error: Exception = field(default_factory=NotFound)
-    route_class: RouteClass = "error"
 
 
 Decision = Local | Redirect | Forward | Create | Preflight | Reject

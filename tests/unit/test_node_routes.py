@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from previewcore.decisions import Local, Redirect, Reject
 from previewcore.session_id import mint, parse_secrets
-from previewnode.routes import Api, Local, Preview, Redirect, Reject, SessionRedirect, route
+from previewnode.routes import Api, Preview, SessionRedirect, route
 from proxycore.errors import BadRequest, NotFound
 
 SID = mint("node-0", parse_secrets("k" * 40))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from previewcore.cors import check_origin, parse_origins, preflight
+from previewcore.decisions import Local, Reject
 from previewcore.errors import ForbiddenOrigin, UnknownSession, UnsupportedMediaType
 from previewcore.jsonbody import decode, require_json
 from previewcore.session_id import mint, parse_secrets
@@ -18,12 +19,11 @@ from previewcore.viewer import (
     verify_token,
 )
 from previewnode.api import CreateBody
-from previewnode.routes import Api, Local, Preview, Reject
+from previewnode.routes import Api, Preview
 from previewnode.routes import route as node_route
 from proxycore.errors import BadRequest, NotFound
 from router.ring import parse_ring
 from router.routing import Create, Forward, Preflight
-from router.routing import Reject as Refused
 from router.routing import route as router_route
 
 KEYS = parse_secrets("k" * 40)
@@ -91,7 +91,7 @@ def test_the_api_host_serves_the_api_and_no_preview() -> None:
     assert isinstance(d, Forward) and d.route_class == "api"
     for target in (f"/preview/{SID}/", f"/preview/{SID}/src/main.jsx"):
         d = rr(target, DOMAIN)
-        assert isinstance(d, Refused) and isinstance(d.error, NotFound)
+        assert isinstance(d, Reject) and isinstance(d.error, NotFound)
         n = node_route("GET", target, None, host=DOMAIN.encode(), preview_domain=DOMAIN)
         assert isinstance(n, Reject)
     assert node_route("GET", "/healthz", None, host=b"x", preview_domain=DOMAIN) == Local(
@@ -112,13 +112,13 @@ def test_no_referer_bounce_in_subdomain_mode() -> None:
         host=DOMAIN.encode(),
         preview_domain=DOMAIN,
     )
-    assert isinstance(d, Refused)
+    assert isinstance(d, Reject)
 
 
 def test_a_forged_id_on_a_preview_host_is_404_without_a_node() -> None:
     forged = SID[:-1] + ("a" if SID[-1] != "a" else "b")
     d = rr("/", f"{forged}.{DOMAIN}")
-    assert isinstance(d, Refused) and isinstance(d.error, UnknownSession)
+    assert isinstance(d, Reject) and isinstance(d.error, UnknownSession)
 
 
 # --- viewer tokens and cookies ----------------------------------------------------------

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from previewcore.decisions import Local, Redirect, Reject
 from previewcore.errors import UnknownSession
 from previewcore.session_id import mint, parse_secrets
 from proxycore.errors import BadRequest, NotFound, OverCapacity
 from router.ring import Ring, parse_ring
-from router.routing import Create, Forward, Local, Redirect, Reject, route
+from router.routing import Create, Forward, route
 
 KEYS = parse_secrets("k" * 40)
 RING = parse_ring(
