@@ -114,6 +114,7 @@ def command(config: DevServerConfig) -> list[str]:
         read_only=(
             config.node_modules.resolve(),
             config.runtime_dir.resolve(),
+            (config.runtime_dir / "node_modules").resolve(),  # the launcher's own imports
             Path(node).resolve().parent,
         ),
     )

@@ -65,6 +65,29 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
+def with_descendants(roots: Iterable[int]) -> set[int]:
+    """The processes under each root too: a dev server is a shell, bubblewrap and Vite,
+    and Vite starts helpers of its own; its memory is all of theirs."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    seen: set[int] = set()
+    stack = list(roots)
+    while stack:
+        pid = stack.pop()
+        if pid not in seen:
+            seen.add(pid)
+            stack.extend(children.get(pid, ()))
+    return seen
+
+
 class SessionCollector(Collector):
     """Sessions by status, running Vites and their total RSS, read when scraped."""
 
@@ -87,8 +110,8 @@ class SessionCollector(Collector):
         )
         yield GaugeMetricFamily(
             "preview_node_vite_rss_bytes",
-            "Total RSS of running Vite dev servers",
-            value=sum(_rss_kib(p) for p in pids) * 1024,
+            "Total RSS of running Vite dev servers (each with every process under it)",
+            value=sum(_rss_kib(p) for p in with_descendants(pids)) * 1024,
         )
 
 

@@ -127,6 +127,8 @@ def _run_one(
 def _run_workers(args: object, count: int) -> int:
     a = vars(args)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="preview-router-metrics-")
+    from router.service import STOP_SIGNALS  # after the line above: metrics read it at import
+
     sock = _bind(*a["listen"])
     admin_sock = _bind(*a["admin_listen"]) if a["admin_listen"] else None
     children: list[int] = []
@@ -134,6 +136,9 @@ def _run_workers(args: object, count: int) -> int:
         pid = os.fork()
         if pid == 0:
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            # Held until the worker's own handlers are in place (RouterService._signals): a
+            # SIGTERM forwarded while it still imports would otherwise kill it outright.
+            signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
             code = 1
             try:
                 code = _run_one(args, sock, admin_sock)

@@ -27,6 +27,7 @@ from router.app import RouterApp, RouterState, WebPolicy, router_policy
 from router.ring import Ring, parse_ring
 
 log = logging.getLogger("preview.router")
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 @dataclass
@@ -167,7 +168,9 @@ class RouterService:
             _export_ring_gauge(self.state)
 
     async def _signals(self) -> None:
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
+            # A worker is forked with these blocked; what arrived meanwhile is delivered now.
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
             async for signum in signals:
                 if signum == signal.SIGHUP:
                     log.info("SIGHUP: reloading ring and secrets")

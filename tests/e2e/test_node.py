@@ -88,7 +88,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Proc, int, 
 
 def launcher_pids(sid: str) -> list[int]:
     out = subprocess.run(
-        ["pgrep", "-f", f"launcher.mjs.*{sid}"], capture_output=True, text=True
+        ["pgrep", "-f", f"^[^ ]*node [^ ]*launcher.mjs .*{sid}"], capture_output=True, text=True
     ).stdout
     return [int(p) for p in out.split()]
 
