@@ -75,7 +75,12 @@ def _file_map(files: Files) -> dict[str, bytes]:
 
 
 def make_upload(
-    files: Files, package_json: Mapping[str, Any] | None, deletes: list[str], limits: Limits
+    files: Files,
+    package_json: Mapping[str, Any] | None,
+    deletes: list[str],
+    limits: Limits,
+    *,
+    own_tooling: bool = False,
 ) -> Upload:
     mapping = _file_map(files)
     if package_json is not None:
@@ -90,7 +95,7 @@ def make_upload(
         if not isinstance(doc, dict):
             raise InvalidContent("package.json must be a JSON object")
         parsed = doc
-    deps = requested(parsed) if parsed is not None else None
+    deps = requested(parsed, own_tooling=own_tooling) if parsed is not None else None
     ignored = sorted(p for p in mapping if is_ignored(p))
     return Upload(mapping, deletes, deps, ignored)
 

@@ -55,9 +55,13 @@ class SessionCommands:
         self.limits = Limits(cfg.max_files, cfg.max_file_bytes)
         self.draining = False
 
+    @property
+    def sandboxed(self) -> bool:
+        return self.supervisor.sandbox is not None
+
     def _ignored(self, configs: list[str]) -> list[str]:
         """Uploaded configs are stored, and run only inside a sandbox (CONTRACT §6)."""
-        return [] if self.supervisor.sandbox else configs
+        return [] if self.sandboxed else configs
 
     def full(self) -> bool:
         return len(self.store) >= self.cfg.max_sessions
@@ -88,7 +92,9 @@ class SessionCommands:
         if self.full():
             raise OverCapacity("this node holds its maximum number of sessions")
         sid = self._session_id(body.sessionId, placement, keys)
-        upload = make_upload(body.files, body.packageJson, [], self.limits)
+        upload = make_upload(
+            body.files, body.packageJson, [], self.limits, own_tooling=self.sandboxed
+        )
         deps_plan = plan(upload.deps or {}, self.installer.runtime_versions)
         created = time.time()
         record = Record(
@@ -134,7 +140,9 @@ class SessionCommands:
         return s
 
     async def update(self, s: Session, body: UpdateBody) -> Session:
-        upload = make_upload(body.files, body.packageJson, body.delete, self.limits)
+        upload = make_upload(
+            body.files, body.packageJson, body.delete, self.limits, own_tooling=self.sandboxed
+        )
         await trio.to_thread.run_sync(apply_update, s.workspace, upload.files, upload.deletes)
         s.touch()
         changed = False

@@ -12,6 +12,7 @@ one install per key at a time. Specs must be registry versions (CONTRACT §6).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -36,6 +37,9 @@ TOOLING = re.compile(
     r"typescript-eslint|@typescript-eslint/.*|prettier|postcss|autoprefixer|@types/.*|"
     r"vitest|@vitest/.*|globals|lovable-tagger|@tailwindcss/postcss)$"
 )
+# The runtime's own copies, linked into every installed set (the launcher imports them).
+RUNTIME_LINKED = re.compile(r"^(vite|@vitejs/plugin-react)$")
+_RUNTIME_LINKS = ("vite", "@vitejs/plugin-react")
 _NAME_RE = re.compile(r"^(@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*$")
 _TAG_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
 _BAD_SPEC = re.compile(
@@ -79,8 +83,13 @@ def _validate(name: str, spec: object) -> str:
     return spec
 
 
-def requested(package_json: object) -> dict[str, str]:
-    """The non-tooling dependencies a package.json asks for, validated."""
+def requested(package_json: object, *, own_tooling: bool = False) -> dict[str, str]:
+    """The dependencies a package.json asks for, validated.
+
+    Without a sandbox the fixed config runs on the runtime's tooling, so tooling is
+    never installed. Inside a sandbox the app's own config runs, so its tooling
+    (Tailwind v3, PostCSS plugins, its Vite plugins) is installed too; only what the
+    launcher itself drives (`vite`, `@vitejs/plugin-react`) comes from the runtime."""
     if package_json is None:
         return {}
     if not isinstance(package_json, dict):
@@ -92,7 +101,7 @@ def requested(package_json: object) -> dict[str, str]:
             raise InvalidContent(f"package.json {field} must be an object")
         for name, spec in section.items():
             checked = _validate(str(name), spec)
-            if not TOOLING.match(str(name)):
+            if not (RUNTIME_LINKED if own_tooling else TOOLING).match(str(name)):
                 out[str(name)] = checked
     return out
 
@@ -144,6 +153,9 @@ class DependencyInstaller:
         self.runtime_node_modules = runtime_dir / "node_modules"
         self.cache_dir = cache_dir
         self.runtime_versions = installed_versions(self.runtime_node_modules)
+        # A sandbox mounts a private tmpfs here (Vite bundles TS configs into it).
+        with contextlib.suppress(OSError):
+            (self.runtime_node_modules / ".vite-temp").mkdir(exist_ok=True)
         self._locks: dict[str, trio.Lock] = {}
         self.install_seconds = 0.0
 
@@ -166,6 +178,15 @@ class DependencyInstaller:
                 return target
             await self._install(p, target.parent)
         return target
+
+    def _link_runtime(self, node_modules: Path) -> None:
+        """The runtime's Vite and React plugin, for an app config that imports them."""
+        for name in _RUNTIME_LINKS:
+            link = node_modules / name
+            source = (self.runtime_node_modules / name).resolve()
+            if source.is_dir() and not link.exists() and not link.is_symlink():
+                link.parent.mkdir(parents=True, exist_ok=True)
+                link.symlink_to(source, target_is_directory=True)
 
     async def _install(self, p: Plan, final: Path) -> None:
         staging = final.parent / f".staging-{p.key}-{os.getpid()}"
@@ -211,6 +232,8 @@ class DependencyInstaller:
             shutil.rmtree(staging, ignore_errors=True)
             tail = (result.stderr or b"").decode("utf-8", "replace")[-NPM_TAIL:]
             raise InstallFailed(tail.strip() or f"npm install exited with {result.returncode}")
+        self._link_runtime(staging / "node_modules")
+        (staging / "node_modules" / ".vite-temp").mkdir(parents=True, exist_ok=True)
         (staging / ".complete").write_text(str(time.time()))
         shutil.rmtree(final, ignore_errors=True)
         os.replace(staging, final)

@@ -32,6 +32,7 @@ from previewnode.sandbox import Mounts, bwrap_argv, supervised
 from proxycore.upstream import Address
 
 STDERR_TAIL_BYTES = 4096
+VITE_TEMP = ".vite-temp"  # where Vite bundles a TS config, in the nearest node_modules
 MAX_EVENT_LINE_BYTES = 4 * 1024 * 1024
 TERM_GRACE_SECONDS = 2.0
 READ_CHUNK = 65536
@@ -117,6 +118,7 @@ def command(config: DevServerConfig) -> list[str]:
             (config.runtime_dir / "node_modules").resolve(),  # the launcher's own imports
             Path(node).resolve().parent,
         ),
+        scratch=tuple(d for d in (config.node_modules.resolve() / VITE_TEMP,) if d.is_dir()),
     )
     return supervised(bwrap_argv(config.sandbox, mounts, launcher))
 

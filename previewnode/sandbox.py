@@ -50,6 +50,9 @@ class Mounts:
     socket_dir: Path  # read-write: the dev server's listener, shared with the node
     cache_dir: Path  # read-write: Vite's cache and HOME
     read_only: tuple[Path, ...]  # dependency set, runtime, the node binary's directory
+    # Private, writable, empty: where tools write inside read-only trees (Vite bundles a
+    # TS config into `node_modules/.vite-temp/`); each must exist as a directory.
+    scratch: tuple[Path, ...] = ()
 
 
 def bwrap_argv(bwrap: str, mounts: Mounts, command: Sequence[str]) -> list[str]:
@@ -81,6 +84,8 @@ def bwrap_argv(bwrap: str, mounts: Mounts, command: Sequence[str]) -> list[str]:
         argv += ["--ro-bind", str(ro), str(ro)]
     for rw in (mounts.cache_dir, mounts.socket_dir, mounts.workspace):
         argv += ["--bind", str(rw), str(rw)]
+    for scratch in mounts.scratch:
+        argv += ["--tmpfs", str(scratch)]
     argv += [
         "--remount-ro",
         "/",  # the sandbox's own root (a tmpfs) is not writable either

@@ -135,7 +135,10 @@ class Supervisor:
             return known
         try:
             doc = json.loads((s.workspace / "package.json").read_text())
-            result = plan(requested(doc), self.installer.runtime_versions)
+            result = plan(
+                requested(doc, own_tooling=self.sandbox is not None),
+                self.installer.runtime_versions,
+            )
         except FileNotFoundError:
             result = Plan("runtime", {})
         except (OSError, ValueError, PreviewError) as exc:

@@ -1,0 +1,91 @@
+"""A real-shaped generated app renders as its author sees it: its own config, in the sandbox.
+
+The fixture (tests/fixtures/generated) is modelled on what generators emitted in
+2024-25: React + TypeScript, Tailwind v3 with `tailwind.config.ts` (theme colours from
+CSS variables, `tailwindcss-animate`), `@apply border-border` in `index.css`, a PostCSS
+config, a shadcn-style `Button` (cva + tailwind-merge), the `@/` alias and `__dirname`
+in `vite.config.ts`, a dev-only plugin, and `react-router` with two routes. Its
+dependencies, Tailwind v3 included, are installed for the session (scripts off); its
+config runs inside the sandbox, on the platform's Vite, at the root of its own origin.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser
+
+from tests.support.browser import Watched
+from tests.support.cluster import Cluster, cluster, http
+
+pytestmark = pytest.mark.e2e
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "generated"
+SUBDOMAIN = ("--preview-domain", "localhost")
+PRIMARY = "rgb(4, 200, 200)"  # hsl(180 96% 40%), the theme's --primary
+
+
+def generated_files() -> dict[str, str]:
+    return {str(p.relative_to(FIXTURE)): p.read_text() for p in FIXTURE.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    tmp = tmp_path_factory.mktemp("generated")
+    node_args = (*SUBDOMAIN, "--sandbox", "required", "--hold-seconds", "180")
+    with cluster(tmp, nodes=1, routers=1, node_args=node_args, router_args=SUBDOMAIN) as c:
+        assert http("GET", f"{c.nodes['node-0'].url}/readyz").json()["sandbox"] == "bwrap"
+        yield c
+
+
+def test_a_generated_app_renders_styled_routes_and_hot_updates(
+    browser: Browser, platform: Cluster
+) -> None:
+    c = platform
+    t = time.monotonic()
+    res = http(
+        "POST",
+        f"{c.routers[0].url}/kontext/preview?wait=ready",
+        {"files": generated_files()},
+        timeout=200,
+    )
+    assert res.status == 201, res.body
+    s = res.json()
+    ready_s = time.monotonic() - t
+    assert s["status"] == "ready", s
+    assert s["errors"] == [] and s["ignored"] == []
+    page = browser.new_page()
+    w = Watched(page)
+    page.goto(s["previewUrl"], wait_until="load", timeout=60_000)
+    page.get_by_text("Generated home").wait_for(timeout=30_000)
+    # the app's Tailwind v3 theme and its shadcn-style button are applied
+    assert page.evaluate("getComputedStyle(document.querySelector('h1')).color") == PRIMARY
+    button_bg = "getComputedStyle(document.querySelector('button')).backgroundColor"
+    assert page.evaluate(button_bg) == PRIMARY
+    # `@apply border-border` in its base layer
+    border = page.evaluate("getComputedStyle(document.querySelector('main')).borderColor")
+    assert border == "rgb(225, 231, 239)"  # hsl(214 32% 91%), the theme's --border
+    # its dev-only plugin ran, and its client-side router works from `/`
+    assert page.evaluate("document.body.dataset.devTagged") == "yes"
+    page.get_by_text("About").click()
+    page.get_by_text("About this app").wait_for(timeout=10_000)
+    assert page.evaluate("location.pathname") == "/about"
+    page.go_back()
+    page.get_by_text("Generated home").wait_for(timeout=10_000)
+    # an edit reaches the page by HMR, without a reload
+    deadline = time.monotonic() + 15
+    while not w.open_hmr():
+        assert time.monotonic() < deadline, f"no HMR socket: {w.console}"
+        page.wait_for_timeout(100)
+    page.evaluate("window.__marker = 'kept'")
+    index = generated_files()["src/pages/Index.tsx"].replace("Generated home", "Edited home")
+    edit = c.put_files(s["sessionId"], {"src/pages/Index.tsx": index})
+    assert edit.status == 200, edit.body
+    page.get_by_text("Edited home").wait_for(timeout=15_000)
+    assert page.evaluate("window.__marker") == "kept", "the page reloaded instead"
+    assert page.evaluate("getComputedStyle(document.querySelector('h1')).color") == PRIMARY
+    page.close()
+    print(f"generated app: create -> ready {ready_s:.1f} s (dependencies installed)")
