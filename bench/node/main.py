@@ -87,6 +87,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--only", choices=PHASES, action="append", help="run only these phases (repeatable)"
     )
     p.add_argument("--keep-temp", action="store_true", help="keep data dirs and node logs")
+    p.add_argument(
+        "--node-flag",
+        action="append",
+        default=[],
+        help="a flag for every node, e.g. --node-flag=--sandbox=off (repeatable)",
+    )
     return p.parse_args(argv)
 
 
@@ -101,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, run: Run) -> int:
-    nodes = Nodes(run.procs, run.tmp)
+    nodes = Nodes(run.procs, run.tmp, tuple(args.node_flag))
     files = fixture_files()
     phases = args.only or list(PHASES)
     print(f"node bench: {os.cpu_count()} cpus, load {loadavg()}, temp {run.tmp}", flush=True)

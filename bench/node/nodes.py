@@ -38,9 +38,10 @@ class Node:
 class Nodes:
     """Every node this benchmark starts; stopped on the way out, with their Vites."""
 
-    def __init__(self, procs: Processes, tmp: Path) -> None:
+    def __init__(self, procs: Processes, tmp: Path, extra: tuple[str, ...] = ()) -> None:
         self.procs = procs
         self.tmp = tmp
+        self.extra = extra  # flags every node gets (e.g. --sandbox off)
         self.secret = tmp / "secret"
         self.secret.write_text(secrets.token_urlsafe(48) + "\n")
         self.secret.chmod(0o600)
@@ -59,6 +60,7 @@ class Nodes:
             "--secret-file", str(self.secret),
             "--public-url", f"http://{HOST}:{port}",
             "--log-level", "warning",
+            *self.extra,
             *flags,
         ]  # fmt: skip
         node = Node(tag, port, data, self.procs.start(argv, f"node-{tag}", cwd=REPO))

@@ -325,8 +325,15 @@ async def test_id_rules_and_load_header(node: tuple[Proc, int, NodeEnv]) -> None
     }
 
 
-async def test_tooling_versions_never_trigger_an_install(node: tuple[Proc, int, NodeEnv]) -> None:
-    _, port, _ = node
+async def test_tooling_versions_never_trigger_an_install(tmp_path: Path) -> None:
+    # Without a sandbox the fixed config runs on the runtime's tooling; inside one the app's
+    # own config needs its own (test_generated_app.py), so this is the fallback's rule.
+    with processes(tmp_path) as ps:
+        _, port = await start_node(ps, NodeEnv(tmp_path), "--sandbox", "off")
+        await _tooling_never_installs(port)
+
+
+async def _tooling_never_installs(port: int) -> None:
     pkg = {
         "name": "gen",
         "dependencies": {"react": "^19.0.0", "react-dom": "^19.0.0"},
