@@ -34,7 +34,7 @@ from previewnode.deps import DependencyInstaller, plan
 from previewnode.errors import Draining
 from previewnode.sessions import Record, Session, SessionStore
 from previewnode.supervisor import Supervisor, link_node_modules
-from previewnode.workspace import Limits, apply_update, write_tree
+from previewnode.workspace import Limits, apply_update, check_totals, file_sizes, write_tree
 from proxycore.errors import OverCapacity
 
 log = logging.getLogger("preview.sessions")
@@ -52,7 +52,7 @@ class SessionCommands:
         self.store = store
         self.supervisor = supervisor
         self.installer = installer
-        self.limits = Limits(cfg.max_files, cfg.max_file_bytes)
+        self.limits = Limits(cfg.max_files, cfg.max_file_bytes, cfg.max_workspace_bytes)
         self.draining = False
 
     @property
@@ -95,6 +95,7 @@ class SessionCommands:
         upload = make_upload(
             body.files, body.packageJson, [], self.limits, own_tooling=self.sandboxed
         )
+        check_totals({}, upload.files, [], self.limits)
         deps_plan = plan(upload.deps or {}, self.installer.runtime_versions)
         created = time.time()
         record = Record(
@@ -143,6 +144,8 @@ class SessionCommands:
         upload = make_upload(
             body.files, body.packageJson, body.delete, self.limits, own_tooling=self.sandboxed
         )
+        sizes = await trio.to_thread.run_sync(file_sizes, s.workspace)
+        check_totals(sizes, upload.files, upload.deletes, self.limits)
         await trio.to_thread.run_sync(apply_update, s.workspace, upload.files, upload.deletes)
         s.touch()
         changed = False

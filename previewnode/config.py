@@ -44,6 +44,12 @@ def build_parser() -> EnvParser:
     p.flag("--max-body-bytes", default=32 * 1024 * 1024, type=positive_int, help="API body limit")
     p.flag("--max-files", default=5000, type=positive_int, help="files per upload")
     p.flag("--max-file-bytes", default=8 * 1024 * 1024, type=positive_int, help="bytes per file")
+    p.flag(
+        "--max-workspace-bytes",
+        default=256 * 1024 * 1024,
+        type=positive_int,
+        help="bytes in a workspace across creates and updates",
+    )
     p.flag("--header-timeout", default=30.0, type=seconds, help="seconds for a request head")
     p.flag(
         "--default-access",
@@ -81,6 +87,7 @@ class NodeConfig:
     max_body_bytes: int = 32 * 1024 * 1024
     max_files: int = 5000
     max_file_bytes: int = 8 * 1024 * 1024
+    max_workspace_bytes: int = 256 * 1024 * 1024
     header_timeout: float = 30.0
     default_ttl: float = 86400.0
     connect_timeout: float = 2.0
@@ -149,6 +156,7 @@ def from_args(a: dict[str, object]) -> NodeConfig:
         max_body_bytes=int(a["max_body_bytes"]),  # type: ignore[call-overload]
         max_files=int(a["max_files"]),  # type: ignore[call-overload]
         max_file_bytes=int(a["max_file_bytes"]),  # type: ignore[call-overload]
+        max_workspace_bytes=int(a.get("max_workspace_bytes") or 256 * 1024 * 1024),  # type: ignore[call-overload]
         header_timeout=float(a["header_timeout"]),  # type: ignore[arg-type]
         default_ttl=min(86400.0, float(a["max_ttl"])),  # type: ignore[arg-type]
         preview_domain=a.get("preview_domain") or None,  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ import binascii
 import os
 import re
 import shutil
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +36,9 @@ _IGNORED_RE = re.compile(r"^(vite|postcss|tailwind)\.config\.[A-Za-z0-9]+$")
 
 @dataclass(frozen=True)
 class Limits:
-    max_files: int = 5000
+    max_files: int = 5000  # per upload, and in the whole workspace after it
     max_file_bytes: int = 8 * 1024 * 1024
+    max_workspace_bytes: int = 256 * 1024 * 1024  # the whole workspace after an upload
 
 
 def check_path(path: str) -> str:
@@ -91,6 +93,40 @@ def validate_files(files: Mapping[str, bytes], deletes: Iterable[str], limits: L
             parent = parent.rpartition("/")[0]
     for path in deletes:
         check_path(path)
+
+
+def check_totals(
+    sizes: Mapping[str, int], files: Mapping[str, bytes], deletes: Iterable[str], limits: Limits
+) -> None:
+    """413 unless the workspace after this upload stays within its totals.
+
+    Per-request limits alone let a tenant grow a workspace without bound, one PUT at a
+    time; this is checked before anything is written, so a refused upload stores nothing."""
+    after = dict(sizes)
+    for gone in deletes:
+        for path in [p for p in after if p == gone or p.startswith(gone + "/")]:
+            del after[path]
+    after.update((path, len(data)) for path, data in files.items())
+    if len(after) > limits.max_files:
+        raise TooLarge(f"the workspace would hold {len(after)} files; at most {limits.max_files}")
+    total = sum(after.values())
+    if total > limits.max_workspace_bytes:
+        raise TooLarge(
+            f"the workspace would hold {total} bytes; at most {limits.max_workspace_bytes}"
+        )
+
+
+def file_sizes(root: Path, skip: frozenset[str] = frozenset({"node_modules"})) -> dict[str, int]:
+    """Every regular file under `root` and its size, never following links."""
+    out: dict[str, int] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        dirnames[:] = [d for d in dirnames if d not in skip and not (here / d).is_symlink()]
+        for name in filenames:
+            st = (here / name).lstat()
+            if stat.S_ISREG(st.st_mode):
+                out[str((here / name).relative_to(root))] = st.st_size
+    return out
 
 
 def _fsync_dir(path: Path) -> None:

@@ -541,3 +541,24 @@ async def test_full_node_still_registers_and_answers_503_for_the_preview(tmp_pat
         assert resp.header(b"retry-after") is not None
         assert (await get(port, f"/preview/{a}/")).status == 200  # the open preview was kept
         await sock.stream.aclose()
+
+
+async def test_workspace_totals_hold_across_puts(tmp_path: Path) -> None:
+    # Reproduced before: with --max-files 4, four PUTs of one new file each stored 8 files.
+    with processes(tmp_path) as ps:
+        _, port = await start_node(ps, NodeEnv(tmp_path), "--max-files", "4")
+        assert len(app_files()) == 4
+        sid = (await create(port))["sessionId"]
+        files_url = f"/kontext/preview/{sid}/files"
+        refused = await api(port, "PUT", files_url, {"files": {"src/extra.js": "1"}})
+        assert refused.status == 413 and json.loads(refused.body)["code"] == "too_large"
+        replaced = await api(port, "PUT", files_url, {"files": {"src/App.jsx": "x"}})
+        assert replaced.status == 200
+        swapped = await api(
+            port, "PUT", files_url, {"files": {"src/extra.js": "1"}, "delete": ["src/App.jsx"]}
+        )
+        assert swapped.status == 200
+        stored = json.loads((await api(port, "GET", files_url)).body)["files"]
+        assert sorted(f["path"] for f in stored) == sorted(
+            ["index.html", "src/extra.js", "src/index.css", "src/main.jsx"]
+        )

@@ -18,7 +18,9 @@ from previewnode.workspace import (
     Limits,
     apply_update,
     check_path,
+    check_totals,
     decode_content,
+    file_sizes,
     is_ignored,
     validate_files,
     write_tree,
@@ -251,3 +253,40 @@ def test_an_update_that_cannot_be_written_whole_writes_nothing(tmp_path: Path) -
         apply_update(root, {"a.js": b"new", "keep.js": b"2", "src/x.js": b"x"}, [])
     assert sorted(p.name for p in root.iterdir()) == ["keep.js", "src"]
     assert (root / "keep.js").read_bytes() == b"1"
+
+
+TOTALS = Limits(max_files=4, max_file_bytes=100, max_workspace_bytes=250)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "files", "deletes", "refused"),
+    [
+        ({"a": 1, "b": 1, "c": 1}, {"d": b"x"}, [], False),  # 4 files: at the limit
+        ({"a": 1, "b": 1, "c": 1, "d": 1}, {"e": b"x"}, [], True),  # the fifth, one PUT later
+        ({"a": 1, "b": 1, "c": 1, "d": 1}, {"a": b"new"}, [], False),  # a replacement
+        ({"a": 1, "b": 1, "c": 1, "d": 1}, {"e": b"x"}, ["a"], False),  # delete one, add one
+        ({"src/a": 1, "src/b": 1, "c": 1, "d": 1}, {"e": b"x"}, ["src"], False),  # a folder
+        ({"a": 100, "b": 100}, {"c": b"x" * 51}, [], True),  # bytes: 251 > 250
+        ({"a": 100, "b": 100}, {"a": b"x" * 50, "c": b"x" * 100}, [], False),  # 250
+    ],
+)
+def test_workspace_totals_hold_across_uploads(
+    sizes: dict[str, int], files: dict[str, bytes], deletes: list[str], refused: bool
+) -> None:
+    if refused:
+        with pytest.raises(TooLarge) as info:
+            check_totals(sizes, files, deletes, TOTALS)
+        assert (info.value.status, info.value.code) == (413, "too_large")
+    else:
+        check_totals(sizes, files, deletes, TOTALS)
+
+
+def test_file_sizes_count_regular_files_only_and_skip_links_and_node_modules(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "ws"
+    write_tree(root, {"a.js": b"12345", "src/b.css": b"1"})
+    (root / "node_modules").mkdir()
+    (root / "node_modules" / "big").write_bytes(b"x" * 1000)
+    (root / "link").symlink_to("/etc/passwd")
+    assert file_sizes(root) == {"a.js": 5, "src/b.css": 1}
