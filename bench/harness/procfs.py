@@ -33,7 +33,20 @@ def children_of(pid: int) -> list[int]:
 
 
 def group_members(pgid: int) -> list[int]:
-    return _pids_where(2, pgid)
+    """The process group, and every descendant of its members: a sandboxed dev server runs
+    in a session of its own (bubblewrap's --new-session), below the group's bwrap."""
+    members = set(_pids_where(2, pgid))
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                parents[int(entry)] = int(stat_fields(int(entry))[1])
+    grew = True
+    while grew:
+        found = {pid for pid, ppid in parents.items() if ppid in members} - members
+        members |= found
+        grew = bool(found)
+    return sorted(members)
 
 
 def read_cmdline(pid: int) -> str:

@@ -116,5 +116,6 @@ def vite_pids(data_dir: Path) -> dict[str, int]:
         if i < 0:
             continue
         sid = cmd[i + len(prefix) :].split("/", 1)[0]
-        found[sid] = pid
+        # the first (lowest) pid: sandboxed, that is the group leader above bwrap and Vite
+        found.setdefault(sid, pid)
     return found
