@@ -16,6 +16,7 @@ import re
 from urllib.parse import urlsplit
 
 from previewcore.session_id import is_encoded, is_valid_hashed_id
+from proxycore.errors import NotFound
 
 LOCAL_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 _DNS_LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -36,6 +37,16 @@ def host_session(host: bytes | None, domain: str | None) -> str | None:
     if not dot or rest != domain or not label:
         return None
     return label if (is_encoded(label) or is_dns_label(label)) else None
+
+
+def subdomain_session(host: bytes | None, domain: str, path: str) -> str | None:
+    """Subdomain mode, for both route functions: the session a preview host names, or None
+    on the API host, where preview paths are refused (serving them there would put every
+    preview on one origin again)."""
+    sid = host_session(host, domain)
+    if sid is None and path.startswith("/preview/"):
+        raise NotFound(f"previews are served at their own origin, {{id}}.{domain}")
+    return sid
 
 
 def is_dns_label(session_id: str) -> bool:

@@ -27,12 +27,21 @@ def mint_token(session_id: str, expires_at: int, keys: Keys) -> str:
     return f"{expires_at}.{mac_of(keys.signing, _subject(session_id, expires_at))}"
 
 
+def token_expiry(token: str) -> int | None:
+    """The expiry a token names (unverified), or None if it is not `{digits}.{mac}`."""
+    expiry, dot, _ = token.partition(".")
+    if not dot or not expiry.isdigit() or len(expiry) > 12:
+        return None
+    return int(expiry)
+
+
 def verify_token(session_id: str, token: str, keys: Keys, now: float) -> bool:
     """A token for this session, signed by any current secret, not yet expired."""
-    expiry, dot, mac = token.partition(".")
-    if not dot or not expiry.isdigit() or len(expiry) > 12 or int(expiry) <= now:
+    expiry = token_expiry(token)
+    if expiry is None or expiry <= now:
         return False
-    subject = _subject(session_id, int(expiry))
+    mac = token.partition(".")[2]
+    subject = _subject(session_id, expiry)
     ok = False
     for key in keys.secrets:
         ok |= hmac.compare_digest(mac_of(key, subject).encode(), mac.encode())

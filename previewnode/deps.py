@@ -38,8 +38,7 @@ TOOLING = re.compile(
     r"vitest|@vitest/.*|globals|lovable-tagger|@tailwindcss/postcss)$"
 )
 # The runtime's own copies, linked into every installed set (the launcher imports them).
-RUNTIME_LINKED = re.compile(r"^(vite|@vitejs/plugin-react)$")
-_RUNTIME_LINKS = ("vite", "@vitejs/plugin-react")
+RUNTIME_LINKED = ("vite", "@vitejs/plugin-react")
 _NAME_RE = re.compile(r"^(@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*$")
 _TAG_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
 _BAD_SPEC = re.compile(
@@ -101,7 +100,8 @@ def requested(package_json: object, *, own_tooling: bool = False) -> dict[str, s
             raise InvalidContent(f"package.json {field} must be an object")
         for name, spec in section.items():
             checked = _validate(str(name), spec)
-            if not (RUNTIME_LINKED if own_tooling else TOOLING).match(str(name)):
+            skipped = name in RUNTIME_LINKED if own_tooling else TOOLING.match(str(name))
+            if not skipped:
                 out[str(name)] = checked
     return out
 
@@ -181,7 +181,7 @@ class DependencyInstaller:
 
     def _link_runtime(self, node_modules: Path) -> None:
         """The runtime's Vite and React plugin, for an app config that imports them."""
-        for name in _RUNTIME_LINKS:
+        for name in RUNTIME_LINKED:
             link = node_modules / name
             source = (self.runtime_node_modules / name).resolve()
             if source.is_dir() and not link.exists() and not link.is_symlink():

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from previewcore.decisions import Local, Redirect, Reject, RouteClass
-from previewcore.urls import LOCAL_PATHS, host_session, referer_session
+from previewcore.urls import LOCAL_PATHS, referer_session, subdomain_session
 from proxycore.errors import BadRequest, NotFound
 from proxycore.target import Target, split_target
 
@@ -74,12 +74,8 @@ def route(
         target = split_target(raw_target)
         if preview_domain is None:
             return _route(method, target, referer)
-        sid = host_session(host, preview_domain)
-        if sid is not None:
-            return Preview(sid)
-        if target.path.startswith("/preview/"):
-            raise NotFound(f"previews are served at their own origin, {{id}}.{preview_domain}")
-        return _route(method, target, None)
+        sid = subdomain_session(host, preview_domain, target.path)
+        return _route(method, target, None) if sid is None else Preview(sid)
     except (BadRequest, NotFound) as exc:
         return Reject(exc)
 

@@ -155,8 +155,9 @@ class SessionStore:
         self.dir = data_dir / "sessions"
         self.cache_root = data_dir / "vite-cache"
         # Unix socket paths must fit in 108 bytes, which a data dir's path may not leave:
-        # listeners live in a short private directory of this process instead.
-        self.socket_root = Path(tempfile.mkdtemp(prefix="preview-sockets-"))
+        # listeners live in a short private directory of this process instead, made on
+        # first use (only sandboxed dev servers listen on sockets).
+        self._socket_root: Path | None = None
         self.node = node
         self.dir.mkdir(parents=True, exist_ok=True)
         self.cache_root.mkdir(parents=True, exist_ok=True)
@@ -214,10 +215,13 @@ class SessionStore:
 
     def socket_dir(self, sid: str) -> Path:
         """A sandboxed dev server's listener: outside the workspace, one per session."""
-        return self.socket_root / hashlib.sha256(sid.encode()).hexdigest()[:16]
+        if self._socket_root is None:
+            self._socket_root = Path(tempfile.mkdtemp(prefix="preview-sockets-"))
+        return self._socket_root / hashlib.sha256(sid.encode()).hexdigest()[:16]
 
     def close(self) -> None:
-        shutil.rmtree(self.socket_root, ignore_errors=True)
+        if self._socket_root is not None:
+            shutil.rmtree(self._socket_root, ignore_errors=True)
 
     def remove(self, session: Session) -> None:
         session.mark_removed()
@@ -232,4 +236,5 @@ class SessionStore:
             os.rename(target, trash)
             shutil.rmtree(trash, ignore_errors=True)
         shutil.rmtree(self.cache_root / sid, ignore_errors=True)
-        shutil.rmtree(self.socket_dir(sid), ignore_errors=True)
+        if self._socket_root is not None:
+            shutil.rmtree(self.socket_dir(sid), ignore_errors=True)

@@ -154,18 +154,26 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
-def _safe_parent(root: Path, rel: str) -> Path:
-    """Create the parent directories of `rel` under `root`, refusing any symlink on the way."""
+def _safe_parent(root: Path, rel: str, *, create: bool = True) -> Path:
+    """The parent directory of `rel` under `root`, refusing any symlink or file on the way;
+    missing directories are created (or, with `create=False`, only checked)."""
     parent = root
     for part in rel.split("/")[:-1]:
         parent = parent / part
         if parent.is_symlink():
             raise InvalidContent(f"{rel}: a parent is a symlink")
         if not parent.exists():
-            parent.mkdir(mode=0o755)
+            if create:
+                parent.mkdir(mode=0o755)
         elif not parent.is_dir():
             raise InvalidContent(f"{rel}: a parent is a file")
     return parent
+
+
+def _check_target(root: Path, rel: str) -> None:
+    target = root / rel
+    if target.is_symlink() or (target.exists() and not target.is_file()):
+        raise InvalidContent(f"{rel}: exists and is not a regular file")
 
 
 def write_tree(root: Path, files: Mapping[str, bytes]) -> None:
@@ -183,16 +191,8 @@ def write_tree(root: Path, files: Mapping[str, bytes]) -> None:
 def _check_targets(root: Path, files: Iterable[str]) -> None:
     """Refuse an update that cannot be written whole, before anything is written."""
     for rel in files:
-        parent = root
-        for part in rel.split("/")[:-1]:
-            parent = parent / part
-            if parent.is_symlink():
-                raise InvalidContent(f"{rel}: a parent is a symlink")
-            if parent.exists() and not parent.is_dir():
-                raise InvalidContent(f"{rel}: a parent is a file")
-        target = root / rel
-        if target.is_symlink() or (target.exists() and not target.is_file()):
-            raise InvalidContent(f"{rel}: exists and is not a regular file")
+        _safe_parent(root, rel, create=False)
+        _check_target(root, rel)
 
 
 def apply_update(root: Path, files: Mapping[str, bytes], deletes: Iterable[str]) -> None:
@@ -202,9 +202,8 @@ def apply_update(root: Path, files: Mapping[str, bytes], deletes: Iterable[str])
     _check_targets(root, files)
     for rel, data in files.items():
         parent = _safe_parent(root, rel)
+        _check_target(root, rel)  # again: a dev server writes this tree too
         target = root / rel
-        if target.is_symlink() or (target.exists() and not target.is_file()):
-            raise InvalidContent(f"{rel}: exists and is not a regular file")
         tmp = parent / f".{target.name}.preview-tmp"
         if tmp.exists() or tmp.is_symlink():
             tmp.unlink()

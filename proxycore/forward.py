@@ -248,7 +248,6 @@ async def relay_response(
     try:
         framing = ex.start_response(response.status, response.reason, headers)
         out = framing.head
-        keep_trailers = chunked and ex.http_version == b"1.1"
         while True:
             event = up.poll()
             if event is NEED_DATA:
@@ -265,7 +264,7 @@ async def relay_response(
                     await ex.client.send(out)
                     out = b""
             elif isinstance(event, End):
-                out += framing.end(event.trailers if keep_trailers else ())
+                out += framing.end(event.trailers)
                 await ex.client.send(out)
                 ex.response_done = True
                 ok = True

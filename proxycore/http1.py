@@ -116,9 +116,6 @@ class _Done:
     def next(self, buf: bytearray, eof: bool) -> Event:
         return End([])
 
-    def next_step(self, buf: bytearray) -> Event | None:
-        return End([])
-
 
 _DONE = _Done()
 
@@ -173,6 +170,8 @@ class _ChunkedBody:
         self.finished = False
 
     def next(self, buf: bytearray, eof: bool) -> Event:
+        if self.finished:
+            return End([])
         while True:
             event = self._step(buf)
             if event is not None:
@@ -229,7 +228,6 @@ class _ChunkedBody:
 
     def _end(self, trailers: Headers) -> End:
         self.finished = True
-        self._step = _DONE.next_step
         return End(trailers)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from proxycore.headers import connection_tokens
 from proxycore.http1 import encode_chunk, last_chunk, serialize_response_head
 
 Headers = list[tuple[bytes, bytes]]
@@ -38,7 +39,7 @@ class Framing:
 
 def client_keeps_alive(http_version: bytes, headers: Sequence[tuple[bytes, bytes]]) -> bool:
     """HTTP/1.1 without `Connection: close` (HTTP/1.0 connections are never reused)."""
-    return http_version == b"1.1" and b"close" not in _tokens(headers, b"connection")
+    return http_version == b"1.1" and b"close" not in connection_tokens(headers)
 
 
 def frame_response(
@@ -52,7 +53,7 @@ def frame_response(
 ) -> Framing:
     """The head and body framing of a final response (status >= 200) to one request."""
     out = list(headers)
-    keep = client_keep_alive and b"close" not in _tokens(out, b"connection")
+    keep = client_keep_alive and b"close" not in connection_tokens(out)
     bodiless_status = status < 200 or status in (204, 304)
     has_te = any(k == b"transfer-encoding" for k, _ in out)
     has_cl = any(k == b"content-length" for k, _ in out)
@@ -66,12 +67,8 @@ def frame_response(
         elif not head_request:
             keep = False
     if not keep:
-        tokens = _tokens(out, b"connection") - {b"keep-alive"}
+        tokens = connection_tokens(out) - {b"keep-alive"}
         out = [(k, v) for k, v in out if k != b"connection"]
         out.append((b"connection", b", ".join(sorted(tokens | {b"close"}))))
     has_body = not (head_request or bodiless_status)
     return Framing(serialize_response_head(status, reason, out), has_body, chunked, keep)
-
-
-def _tokens(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> set[bytes]:
-    return {t.strip().lower() for k, v in headers if k == name for t in v.split(b",") if t.strip()}

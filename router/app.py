@@ -27,7 +27,7 @@ from previewcore.jsonbody import decode, require_json
 from previewcore.livefile import LiveFile
 from previewcore.session_id import Keys, is_valid_hashed_id, placement_token
 from previewcore.urls import preview_path
-from previewcore.viewer import set_cookie, split_token, verify_token
+from previewcore.viewer import set_cookie, split_token, token_expiry, verify_token
 from previewcore.wire import LOAD_HEADER, NODE_PRIVATE, PLACEMENT_HEADER, UNKNOWN_MARK, parse_load
 from proxycore import logs
 from proxycore.errors import (
@@ -45,7 +45,7 @@ from proxycore.forward import (
     relay_response,
     simple_request,
 )
-from proxycore.headers import Headers, is_trusted
+from proxycore.headers import Headers, get, is_trusted
 from proxycore.server import Exchange
 from proxycore.target import split_target
 from proxycore.tunnel import finish_upgrade
@@ -172,10 +172,10 @@ class RouterApp:
         now = time.time()
         if token is None or not verify_token(sid, token, self.state.keys.value, now):
             raise Unauthorized("the preview token is invalid or expired")
+        expiry = token_expiry(token)
+        assert expiry is not None  # verified above
         path = "/" if self.web.preview_domain else preview_path(sid)
-        cookie = set_cookie(
-            token, int(token.partition(".")[0]) - int(now), path=path, secure=self._secure(ex)
-        )
+        cookie = set_cookie(token, expiry - int(now), path=path, secure=self._secure(ex))
         location = target.path + ("?" + rest if rest else "")
         headers = [(b"location", location.encode()), (b"set-cookie", cookie)]
         await ex.respond(303, [*headers, (b"cache-control", b"no-store")])
@@ -193,7 +193,7 @@ class RouterApp:
     def _on_response(self, ex: Exchange, status: int, headers: Headers) -> None:
         """Frame-ancestors on preview HTML: the operator chooses who may frame previews."""
         if self.web.frame_ancestors and ex.route == "preview":
-            ctype = next((v for k, v in headers if k == b"content-type"), b"")
+            ctype = get(headers, b"content-type") or b""
             if ctype.lower().startswith(b"text/html"):
                 csp = b"frame-ancestors " + self.web.frame_ancestors.encode()
                 headers.append((b"content-security-policy", csp))

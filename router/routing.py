@@ -14,7 +14,7 @@ from functools import lru_cache
 from previewcore.decisions import Local, Redirect, Reject, RouteClass
 from previewcore.errors import UnknownSession
 from previewcore.session_id import Keys, is_encoded, is_valid_hashed_id, verify
-from previewcore.urls import LOCAL_PATHS, host_session, referer_session
+from previewcore.urls import LOCAL_PATHS, referer_session, subdomain_session
 from proxycore.errors import BadRequest, NotFound, OverCapacity
 from proxycore.target import Target, split_target
 from router.ring import Node, Ring
@@ -86,13 +86,11 @@ def route(
         target = split_target(raw_target)
         if preview_domain is None:
             return _route(method, target, referer, ring, keys)
-        sid = host_session(host, preview_domain)
-        if sid is not None:
-            nodes, encoded = session_nodes(sid, ring, keys)
-            return Forward(sid, nodes, "preview", encoded)
-        if target.path.startswith("/preview/"):
-            raise NotFound(f"previews are served at their own origin, {{id}}.{preview_domain}")
-        return _route(method, target, None, ring, keys)
+        sid = subdomain_session(host, preview_domain, target.path)
+        if sid is None:
+            return _route(method, target, None, ring, keys)
+        nodes, encoded = session_nodes(sid, ring, keys)
+        return Forward(sid, nodes, "preview", encoded)
     except (BadRequest, NotFound, UnknownSession, OverCapacity) as exc:
         return Reject(exc)
 

@@ -35,12 +35,15 @@ def children_of(pid: int) -> list[int]:
 def group_members(pgid: int) -> list[int]:
     """The process group, and every descendant of its members: a sandboxed dev server runs
     in a session of its own (bubblewrap's --new-session), below the group's bwrap."""
-    members = set(_pids_where(2, pgid))
     parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
+    members: set[int] = set()
+    for entry in os.listdir("/proc"):  # one pass: each process's parent and group
         if entry.isdigit():
             with contextlib.suppress(OSError, IndexError, ValueError):
-                parents[int(entry)] = int(stat_fields(int(entry))[1])
+                fields = stat_fields(int(entry))
+                parents[int(entry)] = int(fields[1])
+                if int(fields[2]) == pgid:
+                    members.add(int(entry))
     grew = True
     while grew:
         found = {pid for pid, ppid in parents.items() if ppid in members} - members

@@ -24,14 +24,17 @@ async def read_until_closed(stream: trio.abc.Stream) -> bytes:
     return out
 
 
-_received = b""
+def connection(header_timeout: float) -> tuple[trio.abc.Stream, ClientConnection]:
+    """A client stream, and the server's connection loop on the other end of it."""
+    client, server = trio.testing.memory_stream_pair()
+    limits = ServerLimits(header_timeout=header_timeout)
+    return client, ClientConnection(server, Hello(), limits, "127.0.0.1")  # type: ignore[arg-type]
 
 
-async def _answered(stream: trio.abc.Stream) -> bool:
+async def _answered(stream: trio.abc.Stream, received: bytearray) -> bool:
     """Wait 0.1 s for the server's answer; keep what arrived."""
-    global _received
     with trio.move_on_after(0.1):
-        _received += await stream.receive_some(65536)
+        received += await stream.receive_some(65536)
         return True
     return False
 
@@ -39,17 +42,17 @@ async def _answered(stream: trio.abc.Stream) -> bool:
 async def test_slowloris_gets_408_exactly_at_the_header_timeout(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    client, server = trio.testing.memory_stream_pair()
-    conn = ClientConnection(server, Hello(), ServerLimits(header_timeout=0.6), "127.0.0.1")  # type: ignore[arg-type]
+    client, conn = connection(header_timeout=0.6)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(conn.serve)
         start = trio.current_time()
         await client.send_all(b"GET / HTTP/1.1\r\n")
+        received = bytearray()
         with trio.move_on_after(5):  # a header byte every 0.1 s: the head never completes
-            while not await _answered(client):
+            while not await _answered(client, received):
                 await client.send_all(b"X")
         answered_at = trio.current_time() - start
-        answer = _received + await read_until_closed(client)
+        answer = bytes(received) + await read_until_closed(client)
     assert 0.6 <= answered_at < 0.7
     assert answer.startswith(b"HTTP/1.1 408 "), answer
     assert b"connection: close" in answer.lower()
@@ -58,8 +61,7 @@ async def test_slowloris_gets_408_exactly_at_the_header_timeout(
 async def test_idle_keepalive_connection_closes_quietly_at_the_deadline(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    client, server = trio.testing.memory_stream_pair()
-    conn = ClientConnection(server, Hello(), ServerLimits(header_timeout=5), "127.0.0.1")  # type: ignore[arg-type]
+    client, conn = connection(header_timeout=5)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(conn.serve)
         start = trio.current_time()
@@ -73,8 +75,7 @@ async def test_idle_keepalive_connection_closes_quietly_at_the_deadline(
 async def test_pipelined_requests_are_answered_in_order_before_the_deadline(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    client, server = trio.testing.memory_stream_pair()
-    conn = ClientConnection(server, Hello(), ServerLimits(header_timeout=1), "127.0.0.1")  # type: ignore[arg-type]
+    client, conn = connection(header_timeout=1)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(conn.serve)
         await client.send_all(b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n" * 3)
@@ -87,8 +88,7 @@ async def test_lingering_after_an_error_ends_within_a_second_when_the_client_sta
 ) -> None:
     # Regression: the linger's 1 s deadline sat outside its shield, so it never fired and
     # a client that kept a refused connection open held it (and a drain) forever.
-    client, server = trio.testing.memory_stream_pair()
-    conn = ClientConnection(server, Hello(), ServerLimits(header_timeout=30), "127.0.0.1")  # type: ignore[arg-type]
+    client, conn = connection(header_timeout=30)
     served = trio.Event()
 
     async def serve() -> None:
