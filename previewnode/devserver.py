@@ -37,6 +37,7 @@ MAX_EVENT_LINE_BYTES = 4 * 1024 * 1024
 TERM_GRACE_SECONDS = 2.0
 READ_CHUNK = 65536
 PROBE_RETRY_SECONDS = 0.05
+NOTICE_SECONDS = 1.0  # how long a change notice may wait on a full stdin pipe
 
 # Rolldown's native code allocates with mimalloc. Without eager arena commit and with
 # immediate purging, an idle dev server gives memory back to the OS instead of keeping
@@ -166,6 +167,8 @@ class DevServer:
         self._announced: Address | None = None
         self._stderr_done = trio.Event()
         self._ready_or_eof = trio.Event()
+        self._stdin: trio.abc.SendStream | None = None
+        self._stdin_lock = trio.Lock()
 
     @property
     def stderr_tail(self) -> str:
@@ -196,6 +199,7 @@ class DevServer:
             start_new_session=True,
         )
         self.pid = process.pid
+        self._stdin = process.stdin
         failure: DevServerFailed | None = None
         try:
             async with trio.open_nursery() as nursery:
@@ -209,6 +213,22 @@ class DevServer:
                 await self._stop(process)
         if failure is not None:
             raise failure
+
+    async def files_changed(self, changed: list[str], deleted: list[str]) -> None:
+        """Tell the launcher which workspace paths an update wrote and deleted.
+
+        File watchers drop events under load (an atomic replace seen late, or not at
+        all); the launcher uses this notice to replay, through Vite's own watcher
+        handlers, any change its watcher has not reported. Best effort: a dev server
+        that is gone or stuck costs the notice, never the update."""
+        stdin = self._stdin
+        if stdin is None or not (changed or deleted):
+            return
+        line = json.dumps({"changed": changed, "deleted": deleted}).encode() + b"\n"
+        with trio.move_on_after(NOTICE_SECONDS):
+            async with self._stdin_lock:
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await stdin.send_all(line)
 
     async def _serve(
         self, process: trio.Process, task_status: trio.TaskStatus[Address]
@@ -317,6 +337,7 @@ class DevServer:
         # Also after a clean exit: nothing started in the group may outlive it.
         _signal_group(process.pid, signal.SIGKILL)
         await process.wait()
+        self._stdin = None
         for stream in (process.stdin, process.stdout, process.stderr):
             if stream is not None:
                 await stream.aclose()

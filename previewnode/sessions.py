@@ -32,7 +32,7 @@ from pathlib import Path
 import msgspec
 import trio
 
-from previewnode.devserver import BuildError
+from previewnode.devserver import BuildError, DevServer
 from previewnode.lifecycle import Event, Status, next_status, on_load
 from proxycore.upstream import Address
 
@@ -85,6 +85,7 @@ class Session:
     errors: list[BuildError] = field(default_factory=list)
     address: Address | None = None  # where its dev server listens (port or unix socket)
     pid: int | None = None
+    dev: DevServer | None = None  # while it serves
     last_active: float = field(default_factory=time.monotonic)
     scope: trio.CancelScope | None = None
     changed: trio.Event = field(default_factory=trio.Event)

@@ -207,7 +207,7 @@ class Supervisor:
                 self._crashed(s, f"preparing failed: {exc}", "")
             else:
                 await self._serve(s, node_modules)
-        s.address = s.pid = None
+        s.address = s.pid = s.dev = None
         s.scope = None
         s.stopping = False
         s.move(Event.STOPPED)
@@ -231,7 +231,7 @@ class Supervisor:
             self._crashed(s, "supervision failed", "")
 
     def _ready(self, s: Session, dev: DevServer, address: Address, started: float) -> None:
-        s.address, s.pid = address, dev.pid
+        s.address, s.pid, s.dev = address, dev.pid, dev
         s.failures = 0
         metrics.VITE_START_SECONDS.observe(time.monotonic() - started)
         if s.started_at == 0.0:

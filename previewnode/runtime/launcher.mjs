@@ -1,21 +1,24 @@
-// Starts one Vite dev server for one preview session, with a fixed configuration.
+// Starts one Vite dev server for one preview session.
 //
 // Usage: node launcher.mjs '<json config>'
 //   {"root", "base", "port", "allowedHosts", "clientPort", "clientProtocol",
-//    "nodeModules", "cacheDir"}
+//    "nodeModules", "cacheDir", "socket", "ownConfig"}
 //
-// The session's files are untrusted: this launcher never loads a config file from the
-// workspace (vite.config.*, postcss.config.*, tailwind.config.*), reads tsconfig/jsconfig
-// `paths` as JSON data only, and serves nothing outside the workspace and its dependency
-// tree. stdout carries only JSON lines for the supervisor (previewnode/devserver.py):
+// The session's files are untrusted. Sandboxed ("ownConfig"), the app's own config runs,
+// with the platform's settings merged last; the sandbox is the guard. Unsandboxed, this
+// launcher never loads a config file from the workspace (vite.config.*, postcss.config.*,
+// tailwind.config.*), reads tsconfig/jsconfig `paths` as JSON data only, and serves
+// nothing outside the workspace and its dependency tree. stdout carries only JSON lines for the supervisor (previewnode/devserver.py):
 //   {"event":"ready","port":N}
 //   {"event":"errors","errors":[{"file","line","column","message"}]}
 // Everything else Vite or a plugin prints goes to stderr. The process exits when stdin
-// reaches EOF (its supervisor is gone) and closes the server on SIGTERM.
+// reaches EOF (its supervisor is gone) and closes the server on SIGTERM. stdin carries
+// the node's change notices (see "change notices" below).
 
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
+import readline from "node:readline";
 
 import tailwindcss from "@tailwindcss/vite";
 import react from "@vitejs/plugin-react";
@@ -471,6 +474,75 @@ function errorTracker(root) {
   return { plugin, crawl: () => run(() => crawl(server.environments.client)) };
 }
 
+// ---- change notices -------------------------------------------------------------------
+
+// The node writes one JSON line to stdin after each update it stored:
+//   {"changed": ["src/App.jsx"], "deleted": ["src/old.js"]}
+// File watchers drop events under load (chokidar folds an atomic replace into a late
+// unlink + add, or misses it); Vite then keeps serving the old module, sends no update
+// and reports no error. After a grace period, every noticed path whose current state the
+// watcher has not reported is replayed through the watcher's own listeners, so Vite's
+// HMR and the error tracker run as if the event had arrived on time.
+const NOTICE_GRACE_MS = 500;
+
+function changeNotices(server, root) {
+  const seen = new Map(); // absolute path -> stamp of the last state the watcher reported
+  const stamp = (abs) => {
+    try {
+      const st = fs.statSync(abs);
+      return st.isFile() ? `${st.ino}:${st.mtimeMs}:${st.size}` : null;
+    } catch {
+      return null;
+    }
+  };
+  let hooked = null;
+  const watcher = () => {
+    // A restart (the app's config changed) brings a new watcher: listen to it too.
+    const w = server.watcher;
+    if (w && w !== hooked) {
+      hooked = w;
+      w.on("all", (event, file) => {
+        if (event === "add" || event === "change" || event === "unlink") {
+          const abs = path.resolve(file);
+          seen.set(abs, stamp(abs));
+        }
+      });
+    }
+    return w;
+  };
+  const known = (abs) =>
+    (seen.get(abs) ?? null) !== null ||
+    Boolean(server.environments?.client?.moduleGraph.getModulesByFile(abs)?.size);
+  const replay = (rels) => {
+    const w = watcher();
+    if (!w) return;
+    for (const rel of rels) {
+      if (typeof rel !== "string") continue;
+      const abs = path.resolve(root, rel);
+      if (!inside(root, abs) || abs === root) continue;
+      const now = stamp(abs);
+      if (seen.has(abs) && seen.get(abs) === now) continue; // the watcher saw this state
+      const event = now !== null ? (known(abs) ? "change" : "add") : known(abs) ? "unlink" : null;
+      seen.set(abs, now);
+      if (event) {
+        stderrLogger.info(`watcher missed ${event} of ${rel}: replayed`);
+        w.emit(event, abs);
+      }
+    }
+  };
+  watcher();
+  readline.createInterface({ input: process.stdin }).on("line", (line) => {
+    let notice;
+    try {
+      notice = JSON.parse(line);
+    } catch {
+      return;
+    }
+    const rels = [...(notice?.changed ?? []), ...(notice?.deleted ?? [])];
+    if (rels.length) setTimeout(() => replay(rels), NOTICE_GRACE_MS).unref();
+  });
+}
+
 // ---- main -----------------------------------------------------------------------------
 
 async function main() {
@@ -543,6 +615,7 @@ async function main() {
   process.stdin.resume();
 
   await server.listen();
+  changeNotices(server, cfg.root);
   // Edits made right after "ready" must reach HMR: wait for the watcher's initial scan
   // (chokidar's internal flag; bounded, so a huge workspace cannot hold the start).
   const watcher = server.watcher;

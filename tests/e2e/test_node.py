@@ -150,19 +150,18 @@ async def test_build_errors_are_listed_then_cleared(node: tuple[Proc, int, NodeE
     sid = (await create(port))["sessionId"]
     assert (await get(port, f"/preview/{sid}/")).status == 200
     broken = "export default function App() {\n  return <div>\n}\n"
-    await api(port, "PUT", f"/kontext/preview/{sid}/files", {"files": {"src/App.jsx": broken}})
+    put = await api(
+        port, "PUT", f"/kontext/preview/{sid}/files", {"files": {"src/App.jsx": broken}}
+    )
+    assert put.status == 200, put.body
 
     async def has_errors() -> list[dict[str, Any]]:
         return list((await session(port, sid))["errors"])
 
     errors = await wait_for(has_errors, 20)  # generous: a loaded 2-core CI machine
     assert errors[0]["file"] == "src/App.jsx" and errors[0]["line"] >= 2 and errors[0]["message"]
-    await api(
-        port,
-        "PUT",
-        f"/kontext/preview/{sid}/files",
-        {"files": {"src/App.jsx": app_files()["src/App.jsx"]}},
-    )
+    fixed = {"files": {"src/App.jsx": app_files()["src/App.jsx"]}}
+    assert (await api(port, "PUT", f"/kontext/preview/{sid}/files", fixed)).status == 200
 
     async def cleared() -> bool:
         return not (await session(port, sid))["errors"]

@@ -13,9 +13,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -164,3 +167,38 @@ def test_a_css_import_of_an_absolute_path_leaks_nothing(tmp_path: Path) -> None:
         session = http("GET", f"{base}/kontext/preview/{s['sessionId']}").body
         for answer in (body, session):
             assert SECRET.encode() not in answer
+
+
+BLIND_WATCHER = """
+import react from "@vitejs/plugin-react";
+export default { plugins: [react()], server: { watch: { ignored: ["**/src/App.jsx"] } } };
+"""
+
+
+def test_an_edit_the_file_watcher_misses_still_reaches_vite(tmp_path: Path) -> None:
+    """The node's change notice replays what the watcher dropped (here: never sees)."""
+    secret = tmp_path / "secret"
+    secret.write_text(SECRET + "\n")
+    with processes(tmp_path) as ps:
+        _, port = ps.node("node-0", tmp_path / "data", secret, "--sandbox", "required")
+        base = f"http://127.0.0.1:{port}"
+        files = {**app_files(), "vite.config.js": BLIND_WATCHER}
+        s = http("POST", f"{base}/kontext/preview?wait=ready", {"files": files}).json()
+        assert s["status"] == "ready", s
+        api = f"{base}/kontext/preview/{s['sessionId']}"
+        assert get_status(f"{base}/preview/{s['sessionId']}/src/App.jsx") == 200
+        broken = "export default function App() {\n  return <div>\n}\n"
+        assert http("PUT", f"{api}/files", {"files": {"src/App.jsx": broken}}).status == 200
+        errors = wait_until(lambda: http("GET", api).json()["errors"], 20)
+        assert errors[0]["file"] == "src/App.jsx" and errors[0]["line"] >= 2, errors
+        fixed = {"files": {"src/App.jsx": app_files()["src/App.jsx"]}}
+        assert http("PUT", f"{api}/files", fixed).status == 200
+        wait_until(lambda: not http("GET", api).json()["errors"], 20)
+
+
+def wait_until(probe: Callable[[], Any], seconds: float) -> Any:
+    deadline = time.monotonic() + seconds
+    while not (value := probe()):
+        assert time.monotonic() < deadline, f"not within {seconds} s"
+        time.sleep(0.1)
+    return value
