@@ -57,6 +57,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"{text} must be >= 0")
+    return value
+
+
 def seconds(text: str) -> float:
     value = float(text)
     if value <= 0:

@@ -110,10 +110,7 @@ def session_object(s: Session, cfg: NodeConfig) -> dict[str, Any]:
         "wsUrl": cfg.ws_url(s.id),
         "createdAt": rfc3339(s.record.created_at),
         "expiresAt": rfc3339(s.record.expires_at),
-        "errors": [
-            {"file": e.file, "line": e.line, "column": e.column, "message": e.message}
-            for e in s.errors
-        ],
+        "errors": [e.as_json() for e in s.errors],
         "access": s.record.access,
         "ignored": list(s.record.ignored),
     }

@@ -40,6 +40,7 @@ from previewnode.api import (
 from previewnode.commands import SessionCommands
 from previewnode.config import NodeConfig
 from previewnode.errors import NotHeldHere, SessionGone
+from previewnode.events import HEARTBEAT, frame
 from previewnode.routes import Api, Preview, SessionRedirect, route
 from previewnode.sessions import Session, SessionStore, rfc3339
 from previewnode.supervisor import Supervisor
@@ -50,7 +51,7 @@ from proxycore.forward import ForwardPolicy, forward
 from proxycore.headers import Headers
 from proxycore.server import Exchange
 from proxycore.tunnel import tunnel
-from proxycore.upstream import Address, UpstreamPool
+from proxycore.upstream import UpstreamPool
 
 JSON = [(b"content-type", b"application/json")]
 
@@ -158,6 +159,9 @@ class NodeApp:
                 "draining": draining,
                 "sessions": len(self.store),
                 "sandbox": "bwrap" if self.supervisor.sandbox else "none",
+                "limits": self.supervisor.groups.hierarchy.name
+                if self.supervisor.groups
+                else "rlimit",
             }
             await self.respond_json(ex, 200 if ready else 503, state)
         elif path == "/metrics" and self.metrics_here:
@@ -173,21 +177,17 @@ class NodeApp:
             raise Unauthorized("this preview is private: open it with a preview token")
         with s.serving():
             address = await self.supervisor.wait_ready(s, self.cfg.hold_seconds)
-            await self._to_dev_server(ex, s, address)
-
-    async def _to_dev_server(self, ex: Exchange, s: Session, addr: Address) -> None:
-        if ex.upgrade:
-
-            def opened() -> None:
-                s.open_sockets += 1
-
-            def closed() -> None:
-                s.open_sockets -= 1
-                s.touch()
-
-            await tunnel(ex, self.pool, addr, self.policy, opened, closed, s.touch)
-        else:
-            await forward(ex, self.pool, addr, self.policy)
+            if not ex.upgrade:
+                await forward(ex, self.pool, address, self.policy)
+                return
+            # From here a socket, not a request: only its traffic keeps the session active
+            # (a silent one must not hold a slot forever: Supervisor.start may evict it).
+            s.open_sockets += 1
+        try:
+            await tunnel(ex, self.pool, address, self.policy, on_activity=s.touch)
+        finally:
+            s.open_sockets -= 1
+            s.touch()
 
     async def _api(self, ex: Exchange, api: Api) -> None:
         cfg, commands = self.cfg, self.commands
@@ -217,6 +217,9 @@ class NodeApp:
             files = await trio.to_thread.run_sync(read_tree, s.workspace)
             await self.respond_json(ex, 200, files_object(files))
             return
+        elif api.action == "events":
+            await self._events(ex, s)
+            return
         elif api.action == "token":
             body = decode(await ex.read_body(cfg.max_body_bytes), TokenBody)
             token, expires_at = commands.viewer_token(s, body, self.keys.value)
@@ -224,6 +227,39 @@ class NodeApp:
             await self.respond_json(ex, 200, obj)
             return
         await self.respond_json(ex, 200, session_object(s, cfg))
+
+    async def _events(self, ex: Exchange, s: Session) -> None:
+        """Server-Sent Events until the session ends, the node drains or the client goes:
+        a snapshot first unless `Last-Event-ID` resumes inside the buffer, then each event
+        as it happens, a heartbeat comment when nothing did for a while."""
+        log_ = s.events
+        headers = [
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            (b"cache-control", b"no-store"),
+            (b"x-accel-buffering", b"no"),  # nginx and friends: don't buffer this
+        ]
+        framing = ex.start_response(200, b"OK", headers)
+        await ex.client.send(framing.head)
+        cursor = log_.resume_point(ex.header(b"last-event-id"))
+        while True:
+            pending = log_.after(cursor)
+            out = b""
+            if cursor is None or pending is None:  # a fresh client, or one that missed too much
+                cursor, pending = log_.seq, []
+                out += frame(log_.event_id(cursor), "session", session_object(s, self.cfg))
+            for event in pending:
+                out += frame(log_.event_id(event.seq), event.kind, event.data)
+                cursor = event.seq
+            if out:
+                await ex.client.send(framing.body(out))
+            if log_.ended or self.commands.draining:
+                await ex.client.send(framing.end())
+                ex.response_done = True
+                return
+            with trio.move_on_after(self.cfg.events_heartbeat) as waited:
+                await log_.wait_after(cursor)
+            if waited.cancelled_caught:
+                await ex.client.send(framing.body(HEARTBEAT))
 
     async def _list(self, ex: Exchange) -> None:
         sessions = [

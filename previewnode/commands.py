@@ -147,8 +147,10 @@ class SessionCommands:
         sizes = await trio.to_thread.run_sync(file_sizes, s.workspace)
         check_totals(sizes, upload.files, upload.deletes, self.limits)
         await trio.to_thread.run_sync(apply_update, s.workspace, upload.files, upload.deletes)
+        wrote, deleted = sorted(upload.files), sorted(upload.deletes)
+        s.events.publish("files", {"changed": wrote, "deleted": deleted})
         if s.dev is not None:
-            await s.dev.files_changed(sorted(upload.files), sorted(upload.deletes))
+            await s.dev.files_changed(wrote, deleted)
         s.touch()
         changed = False
         new_ignored = sorted(set(s.record.ignored) | set(self._ignored(upload.ignored)))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -12,10 +12,12 @@ from previewcore.config import (
     add_common,
     add_preview_domain,
     host_port,
+    non_negative_float,
     positive_int,
     seconds,
 )
 from previewcore.urls import preview_path
+from previewnode.limits import SessionLimits
 
 RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
 
@@ -63,6 +65,30 @@ def build_parser() -> EnvParser:
         choices=["required", "auto", "off"],
         help="dev servers in bubblewrap; auto: when it works here, else the fixed config",
     )
+    p.flag(
+        "--session-memory-bytes",
+        default=2 * 1024**3,
+        type=positive_int,
+        help="memory of one dev server and all it runs (cgroup; the kernel kills past it)",
+    )
+    p.flag(
+        "--session-max-pids",
+        default=512,
+        type=positive_int,
+        help="processes and threads of one dev server (cgroup)",
+    )
+    p.flag(
+        "--session-cpus",
+        default=1.0,
+        type=non_negative_float,
+        help="CPUs one dev server may use (cgroup; 0: unthrottled)",
+    )
+    p.flag(
+        "--events-heartbeat",
+        default=15.0,
+        type=seconds,
+        help="seconds of silence on /events before a heartbeat (keeps proxies from closing it)",
+    )
     add_preview_domain(p)
     add_common(p)
     return p
@@ -95,6 +121,8 @@ class NodeConfig:
     preview_domain: str | None = None  # subdomain mode: {id}.{domain}
     default_access: str = "public"
     sandbox: str = "auto"  # required | auto | off (previewnode.sandbox)
+    session_limits: SessionLimits = field(default_factory=SessionLimits)
+    events_heartbeat: float = 15.0  # seconds of silence on /events before a comment line
 
     @property
     def public_host(self) -> str:
@@ -162,4 +190,10 @@ def from_args(a: dict[str, object]) -> NodeConfig:
         preview_domain=a.get("preview_domain") or None,  # type: ignore[arg-type]
         default_access=str(a.get("default_access") or "public"),
         sandbox=str(a.get("sandbox") or "auto"),
+        events_heartbeat=float(a.get("events_heartbeat") or 15.0),  # type: ignore[arg-type]
+        session_limits=SessionLimits(
+            memory_bytes=int(a.get("session_memory_bytes") or 2 * 1024**3),  # type: ignore[call-overload]
+            max_pids=int(a.get("session_max_pids") or 512),  # type: ignore[call-overload]
+            cpus=float(a["session_cpus"] if a.get("session_cpus") is not None else 1.0),  # type: ignore[arg-type]
+        ),
     )

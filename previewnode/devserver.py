@@ -28,6 +28,7 @@ from typing import Any
 
 import trio
 
+from previewnode.limits import shell_prelude
 from previewnode.sandbox import Mounts, bwrap_argv, supervised
 from proxycore.upstream import Address
 
@@ -53,6 +54,14 @@ class BuildError:
     column: int
     message: str
 
+    def as_json(self) -> dict[str, object]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "message": self.message,
+        }
+
 
 @dataclass(frozen=True)
 class DevServerConfig:
@@ -68,6 +77,8 @@ class DevServerConfig:
     node_binary: str = "node"
     sandbox: str | None = None  # the bwrap binary; None: unsandboxed, fixed config
     socket_dir: Path | None = None  # sandboxed: where the dev server's listener lives
+    cgroup_procs: tuple[Path, ...] = ()  # the session's groups, joined before it starts
+    ulimits: tuple[tuple[str, str], ...] = ()  # `ulimit` options for its shell parent
 
     @property
     def socket_path(self) -> Path | None:
@@ -106,8 +117,9 @@ def command(config: DevServerConfig) -> list[str]:
     """The dev server's argv: the launcher, wrapped in the sandbox when there is one."""
     node = shutil.which(config.node_binary) or config.node_binary
     launcher = [node, str(config.runtime_dir / "launcher.mjs"), json.dumps(launcher_config(config))]
+    prelude = shell_prelude(config.cgroup_procs, config.ulimits)
     if config.sandbox is None:
-        return launcher
+        return supervised(launcher, prelude) if prelude else launcher
     assert config.socket_dir is not None
     mounts = Mounts(
         workspace=config.workspace,
@@ -121,7 +133,7 @@ def command(config: DevServerConfig) -> list[str]:
         ),
         scratch=tuple(d for d in (config.node_modules.resolve() / VITE_TEMP,) if d.is_dir()),
     )
-    return supervised(bwrap_argv(config.sandbox, mounts, launcher))
+    return supervised(bwrap_argv(config.sandbox, mounts, launcher), prelude)
 
 
 def child_environment(config: DevServerConfig) -> dict[str, str]:
@@ -133,6 +145,21 @@ def child_environment(config: DevServerConfig) -> dict[str, str]:
     }
     env.update(MIMALLOC_ENV)
     return env
+
+
+HMR_KINDS = ("update", "full-reload")
+MAX_HMR_PATHS = 100
+
+
+def parse_hmr(event: dict[str, Any]) -> tuple[str, list[str]] | None:
+    """An `hmr` line's (kind, paths); None when malformed. The line comes from inside the
+    sandbox, so it is bounded and typed here, never trusted."""
+    kind, paths = event.get("type"), event.get("paths")
+    if kind not in HMR_KINDS or not isinstance(paths, list):
+        return None
+    if not all(isinstance(p, str) and len(p) <= 1024 for p in paths):
+        return None
+    return str(kind), paths[:MAX_HMR_PATHS]
 
 
 def parse_errors(raw: object) -> list[BuildError] | None:
@@ -157,10 +184,14 @@ def parse_errors(raw: object) -> list[BuildError] | None:
 
 class DevServer:
     def __init__(
-        self, config: DevServerConfig, on_errors: Callable[[list[BuildError]], None]
+        self,
+        config: DevServerConfig,
+        on_errors: Callable[[list[BuildError]], None],
+        on_hmr: Callable[[str, list[str]], None] | None = None,
     ) -> None:
         self.config = config
         self.on_errors = on_errors
+        self.on_hmr = on_hmr  # (kind, workspace paths) of each update Vite sent browsers
         self.address: Address | None = None
         self.pid: int | None = None
         self._stderr = bytearray()
@@ -316,6 +347,10 @@ class DevServer:
             errors = parse_errors(event.get("errors"))
             if errors is not None:
                 self.on_errors(errors)
+        elif kind == "hmr" and self.on_hmr is not None:
+            parsed = parse_hmr(event)
+            if parsed is not None:
+                self.on_hmr(*parsed)
 
     async def _drain_stderr(self, stream: trio.abc.ReceiveStream) -> None:
         try:

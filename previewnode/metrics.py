@@ -23,6 +23,12 @@ SANDBOX = Gauge(
     "1 for the mechanism dev servers run in: bwrap, or none (the fixed config, unsandboxed)",
     ["mechanism"],
 )
+LIMITS = Gauge(
+    "preview_node_session_limits",
+    "1 for how each dev server is bounded: cgroup-v1, cgroup-v2, or rlimit (no memory, "
+    "process or CPU bound)",
+    ["mechanism"],
+)
 REQUESTS = Counter(
     "preview_node_requests_total",
     "Requests answered, by route class and status",

@@ -17,7 +17,9 @@ from previewcore.urls import LOCAL_PATHS, referer_session, subdomain_session
 from proxycore.errors import BadRequest, NotFound
 from proxycore.target import Target, split_target
 
-ApiAction = Literal["create", "list", "get", "extend", "delete", "put_files", "get_files", "token"]
+ApiAction = Literal[
+    "create", "list", "get", "extend", "delete", "put_files", "get_files", "token", "events"
+]
 
 # (tail after the ID, method) -> action; the tail is None for /kontext/preview/{id}.
 _SESSION_ACTIONS: dict[tuple[str | None, str], ApiAction] = {
@@ -27,6 +29,7 @@ _SESSION_ACTIONS: dict[tuple[str | None, str], ApiAction] = {
     ("files", "PUT"): "put_files",
     ("files", "GET"): "get_files",
     ("token", "POST"): "token",
+    ("events", "GET"): "events",
 }
 
 

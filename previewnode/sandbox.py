@@ -97,14 +97,15 @@ def bwrap_argv(bwrap: str, mounts: Mounts, command: Sequence[str]) -> list[str]:
     return argv
 
 
-def supervised(argv: Sequence[str]) -> list[str]:
-    """`argv` under a long-lived shell parent.
+def supervised(argv: Sequence[str], prelude: str = "") -> list[str]:
+    """`argv` under a long-lived shell parent, which runs `prelude` first (joining the
+    session's cgroups, setting rlimits: previewnode.limits).
 
     `--die-with-parent` ties the sandbox to the *thread* that forked bwrap, and trio
     forks from a worker thread that exits after 10 idle seconds: every sandbox died
     then. The shell is the parent instead, and passes its stdin on (an asynchronous
     list gets /dev/null otherwise), so the launcher still exits when the node does."""
-    return ["/bin/sh", "-c", 'exec 3<&0; "$@" <&3 & wait $!', "sandbox", *argv]
+    return ["/bin/sh", "-c", prelude + 'exec 3<&0; "$@" <&3 & wait $!', "sandbox", *argv]
 
 
 def _unique(paths: Sequence[Path], bound: Sequence[Path] = ()) -> list[Path]:

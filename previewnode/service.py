@@ -24,6 +24,7 @@ from previewnode.commands import SessionCommands
 from previewnode.config import NodeConfig
 from previewnode.deps import DependencyInstaller
 from previewnode.lifecycle import Status
+from previewnode.limits import Groups, discover
 from previewnode.sessions import SessionStore
 from previewnode.supervisor import Supervisor
 from proxycore.server import AdminOnly, HTTPServer, ServerLimits, open_listeners
@@ -39,6 +40,18 @@ def become_subreaper() -> None:
     """Orphaned grandchildren (e.g. npm's) are re-parented to us, so we can reap them."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def session_groups(cfg: NodeConfig) -> Groups | None:
+    """Per-session cgroups where this node may make them; None: rlimits only."""
+    hierarchy = discover()
+    if hierarchy is None:
+        return None
+    try:
+        return Groups(hierarchy, cfg.session_limits)
+    except OSError as exc:
+        log.warning("cgroups not usable: rlimits only", extra={"error": str(exc)})
+        return None
 
 
 class NodeService:
@@ -62,7 +75,11 @@ class NodeService:
         self.installer = DependencyInstaller(cfg.runtime_dir, cfg.cache_dir)
         self.sandbox = sandbox.choose(cfg.sandbox)  # type: ignore[arg-type]
         metrics.SANDBOX.labels("bwrap" if self.sandbox else "none").set(1)
-        self.supervisor = Supervisor(cfg, self.store, self.installer, self.sandbox)
+        groups = session_groups(cfg)
+        bounded_by = groups.hierarchy.name if groups else "rlimit"
+        metrics.LIMITS.labels(bounded_by).set(1)
+        log.info("dev server limits", extra={"limits": bounded_by})
+        self.supervisor = Supervisor(cfg, self.store, self.installer, self.sandbox, groups)
         self.commands = SessionCommands(cfg, self.store, self.supervisor, self.installer)
         self.pool = UpstreamPool(cfg.connect_timeout, VITE_POOL_IDLE_SECONDS)
         self.app = self._node_app(metrics_here=cfg.admin_listen is None)
@@ -129,6 +146,8 @@ class NodeService:
             outer.cancel_scope.cancel()
         await self.pool.aclose()
         self.store.close()
+        if self.supervisor.groups:
+            self.supervisor.groups.close()
         log.info("stopped")
 
     async def _drain(self) -> None:

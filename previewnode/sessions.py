@@ -33,6 +33,7 @@ import msgspec
 import trio
 
 from previewnode.devserver import BuildError, DevServer
+from previewnode.events import EventLog
 from previewnode.lifecycle import Event, Status, next_status, on_load
 from proxycore.upstream import Address
 
@@ -86,6 +87,7 @@ class Session:
     address: Address | None = None  # where its dev server listens (port or unix socket)
     pid: int | None = None
     dev: DevServer | None = None  # while it serves
+    events: EventLog = field(default_factory=EventLog)  # what /events streams
     last_active: float = field(default_factory=time.monotonic)
     scope: trio.CancelScope | None = None
     changed: trio.Event = field(default_factory=trio.Event)
@@ -112,12 +114,28 @@ class Session:
 
     def move(self, event: Event) -> None:
         """Change status as the lifecycle allows, and wake everyone waiting on this session."""
+        before = self.status
         self.status = next_status(self.status, event)
+        if self.status is not before:
+            self.events.publish("status", self.status_data())
         self.notify()
+
+    def status_data(self) -> dict[str, object]:
+        """The session object's status fields, as the event stream sends them."""
+        data: dict[str, object] = {"status": str(self.status)}
+        if self.status is Status.FAILED and self.record.error:
+            data["error"] = self.record.error
+        return data
+
+    def set_errors(self, errors: list[BuildError]) -> None:
+        if errors != self.errors:
+            self.errors = errors
+            self.events.publish("errors", {"errors": [e.as_json() for e in errors]})
 
     def mark_removed(self) -> None:
         """Deleted or expired: never started again; held requests answer 410/404."""
         self.removed = True
+        self.events.end({"sessionId": self.id})
         self.notify()
 
     @contextmanager
@@ -134,8 +152,16 @@ class Session:
 
     @property
     def in_use(self) -> bool:
-        """A request or a WebSocket is open: not idle, whatever the clock says."""
+        """A request or a WebSocket is open: the idle sweep leaves it running."""
         return self.open_requests > 0 or self.open_sockets > 0
+
+    def evictable(self, now: float, idle_seconds: float) -> bool:
+        """May be stopped to make room: no request open, and no socket, or only sockets
+        silent for `idle_seconds` (browser tabs left open would lock a node otherwise;
+        Vite's client reconnects and wakes the session when it is looked at again)."""
+        if self.open_requests > 0:
+            return False
+        return self.open_sockets == 0 or now - self.last_active > idle_seconds
 
     def touch(self) -> None:
         self.last_active = time.monotonic()

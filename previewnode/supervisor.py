@@ -25,9 +25,10 @@ import trio
 from previewnode import metrics
 from previewnode.config import NodeConfig
 from previewnode.deps import DependencyInstaller, InstallFailed, Plan, plan, requested
-from previewnode.devserver import BuildError, DevServer, DevServerConfig, DevServerFailed
+from previewnode.devserver import DevServer, DevServerConfig, DevServerFailed
 from previewnode.errors import NotHeldHere, SessionFailed, SessionGone, Starting
 from previewnode.lifecycle import Event, Status
+from previewnode.limits import Groups, ulimit_args
 from previewnode.sessions import Session, SessionStore
 from proxycore.errors import OverCapacity, PreviewError
 from proxycore.upstream import Address
@@ -39,6 +40,9 @@ MAX_BACKOFF = 10.0
 def gone(s: Session) -> PreviewError:
     """What a request for a removed session gets: 410 for minted IDs, 404 for chosen ones."""
     return NotHeldHere() if s.record.hashed else SessionGone()
+
+
+GROUP_RELEASE_SECONDS = 2.0
 
 
 def backoff(failures: int) -> float:
@@ -64,9 +68,12 @@ class Supervisor:
         store: SessionStore,
         installer: DependencyInstaller,
         sandbox: str | None = None,
+        groups: Groups | None = None,
     ) -> None:
         self.cfg = cfg
         self.sandbox = sandbox  # the bwrap binary, or None: unsandboxed with the fixed config
+        self.groups = groups  # per-session cgroups, or None: rlimits only
+        self._ulimits = tuple(ulimit_args(cfg.session_limits))
         self.store = store
         self.installer = installer
         self.cold_starts = trio.Semaphore(max(1, os.cpu_count() or 2))
@@ -105,9 +112,12 @@ class Supervisor:
             raise RuntimeError("the supervisor is not running (start it with nursery.start)")
         running = self.running()
         if len(running) >= self.cfg.max_running:
-            victims = sorted((r for r in running if not r.in_use), key=lambda r: r.last_active)
+            now, idle = time.monotonic(), self.cfg.idle_seconds
+            victims = sorted(
+                (r for r in running if r.evictable(now, idle)), key=lambda r: r.last_active
+            )
             if not victims:
-                raise OverCapacity("every running preview has an open connection")
+                raise OverCapacity("every running preview is in use")
             log.info("stopping least recently used dev server", extra={"session_id": victims[0].id})
             self.stop(victims[0])
         if s.status is Status.IDLE and s.record.error is None:
@@ -213,8 +223,35 @@ class Supervisor:
         s.move(Event.STOPPED)
 
     async def _serve(self, s: Session, node_modules: Path) -> None:
+        try:
+            procs = tuple(self.groups.make(s.id)) if self.groups else ()
+        except OSError as exc:
+            self._crashed(s, f"its cgroup could not be made: {exc}", "")
+            return
+        try:
+            await self._serve_in(s, node_modules, procs)
+        finally:
+            if self.groups:
+                with trio.CancelScope(shield=True):
+                    await self._release_group(self.groups, s.id)
+
+    async def _release_group(self, groups: Groups, name: str) -> None:
+        """Nothing the dev server started outlives it: kill what is left in its group, wait
+        (bounded) until the kernel has let go of it, remove the group."""
+        groups.kill(name)
+        with trio.move_on_after(GROUP_RELEASE_SECONDS):
+            while not groups.empty(name):  # noqa: ASYNC110 - the kernel tells no one
+                await trio.sleep(0.02)
+        groups.remove(name)
+
+    async def _serve_in(self, s: Session, node_modules: Path, procs: tuple[Path, ...]) -> None:
         started = time.monotonic()
-        dev = DevServer(self._dev_config(s, node_modules), lambda errs: self._on_errors(s, errs))
+        config = self._dev_config(s, node_modules, procs)
+        dev = DevServer(
+            config,
+            s.set_errors,
+            lambda kind, paths: s.events.publish("hmr", {"type": kind, "paths": paths}),
+        )
         try:
             async with trio.open_nursery() as nursery:
                 async with self.cold_starts:
@@ -261,15 +298,24 @@ class Supervisor:
         deps = self.plan_for(s)
         if not self.installer.is_ready(deps):
             t = time.monotonic()
-            target = await self.installer.ensure(deps)
+            s.events.publish("install", {"phase": "started"})
+            try:
+                target = await self.installer.ensure(deps)
+            except InstallFailed as exc:
+                s.events.publish("install", {"phase": "failed", "error": str(exc)[-2000:]})
+                raise
+            seconds = time.monotonic() - t
+            s.events.publish("install", {"phase": "finished", "seconds": round(seconds, 3)})
             metrics.INSTALLS.labels("ok").inc()
-            metrics.INSTALL_SECONDS.observe(time.monotonic() - t)
+            metrics.INSTALL_SECONDS.observe(seconds)
         else:
             target = self.installer.node_modules_for(deps)
         link_node_modules(s.workspace, target)
         return target
 
-    def _dev_config(self, s: Session, node_modules: Path) -> DevServerConfig:
+    def _dev_config(
+        self, s: Session, node_modules: Path, procs: tuple[Path, ...] = ()
+    ) -> DevServerConfig:
         cfg = self.cfg
         return DevServerConfig(
             session_id=s.id,
@@ -283,10 +329,9 @@ class Supervisor:
             client_protocol=cfg.ws_scheme,
             sandbox=self.sandbox,
             socket_dir=self.store.socket_dir(s.id) if self.sandbox else None,
+            cgroup_procs=procs,
+            ulimits=self._ulimits,
         )
-
-    def _on_errors(self, s: Session, errors: list[BuildError]) -> None:
-        s.errors = errors
 
     # -- stopping ---------------------------------------------------------------------------
 

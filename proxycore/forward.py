@@ -12,6 +12,7 @@ before any response byte is sent once more on a fresh connection (CONTRACT §2).
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -226,6 +227,13 @@ async def exchange_head(
     raise AssertionError("unreachable")
 
 
+def is_event_stream(content_type: bytes | None) -> bool:
+    """`text/event-stream` (Server-Sent Events), parameters and case aside."""
+    if content_type is None:
+        return False
+    return content_type.split(b";", 1)[0].strip().lower() == b"text/event-stream"
+
+
 async def relay_response(
     ex: Exchange, resp: UpstreamResponse, pool: UpstreamPool, policy: ForwardPolicy
 ) -> None:
@@ -244,6 +252,9 @@ async def relay_response(
     headers.extend(ex.extra_headers)
     if policy.on_response is not None:
         policy.on_response(ex, response.status, headers)
+    # An event stream is silent by design between events: the upstream timeout bounds
+    # its head, never its life (the client going away ends it).
+    stall = math.inf if is_event_stream(resp.header(b"content-type")) else policy.upstream_timeout
     ok = False
     try:
         framing = ex.start_response(response.status, response.reason, headers)
@@ -254,7 +265,7 @@ async def relay_response(
                 if out:
                     await ex.client.send(out)
                     out = b""
-                with trio.move_on_after(policy.upstream_timeout) as scope:
+                with trio.move_on_after(stall) as scope:
                     await up.receive()
                 if scope.cancelled_caught:
                     raise UpstreamTimeout("upstream stalled mid-body")

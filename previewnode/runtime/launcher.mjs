@@ -11,6 +11,7 @@
 // nothing outside the workspace and its dependency tree. stdout carries only JSON lines for the supervisor (previewnode/devserver.py):
 //   {"event":"ready","port":N}
 //   {"event":"errors","errors":[{"file","line","column","message"}]}
+//   {"event":"hmr","type":"update"|"full-reload","paths":["src/App.jsx"]}
 // Everything else Vite or a plugin prints goes to stderr. The process exits when stdin
 // reaches EOF (its supervisor is gone) and closes the server on SIGTERM. stdin carries
 // the node's change notices (see "change notices" below).
@@ -24,6 +25,8 @@ import tailwindcss from "@tailwindcss/vite";
 import react from "@vitejs/plugin-react";
 import { createServer } from "vite";
 
+import { describe, stripVT, workspacePath } from "./build-errors.mjs";
+
 // Keep a private handle on stdout and point every other writer at stderr, so that no
 // plugin or library can ever corrupt the JSON-lines channel.
 const writeOut = process.stdout.write.bind(process.stdout);
@@ -36,9 +39,6 @@ function emit(message) {
   writeOut(`${JSON.stringify(message)}\n`);
 }
 
-function stripVT(text) {
-  return String(text).replace(/\u001b\[[0-9;?]*[ -/]*[@-~]/g, "");
-}
 
 const stderrLogger = (() => {
   const warned = new Set();
@@ -287,17 +287,8 @@ function errorTracker(root) {
   let timer = null;
   let running = Promise.resolve();
 
-  const relative = (file) => {
-    if (!file) return null;
-    const clean = String(file).split("?")[0];
-    const abs = path.isAbsolute(clean) ? clean : path.resolve(root, clean.replace(/^\//, ""));
-    if (!inside(root, abs) || abs.split(path.sep).includes("node_modules")) return null;
-    return path.relative(root, abs).split(path.sep).join("/");
-  };
+  const relative = (file) => workspacePath(root, file);
 
-  // Vite's `loc` has a 1-based line and a 0-based column; we report both 1-based, as
-  // editors and the compilers' own messages do (0 when unknown). Rolldown/oxc errors
-  // carry their details in `errors`, behind a generic "Transform failed" message.
   const isModuleFile = (abs) => {
     if (abs.endsWith(".html")) return false;
     try {
@@ -307,21 +298,16 @@ function errorTracker(root) {
     }
   };
 
-  const fromViteError = (err, fallback) => {
-    const inner = Array.isArray(err?.errors) && err.errors.length ? err.errors : null;
-    const loc = err?.loc ?? inner?.[0]?.loc;
-    const file = relative(loc?.file) ?? relative(err?.id) ?? fallback;
-    if (!file) return null;
-    const message = inner
-      ? inner.map((e) => stripVT(e?.message ?? e).trim().split("\n")[0]).join("\n")
-      : stripVT(err?.message ?? String(err)).trim();
-    return {
-      file,
-      line: Number.isInteger(loc?.line) ? loc.line : 0,
-      column: Number.isInteger(loc?.column) ? loc.column + 1 : 0,
-      message,
-    };
+  // Where the error is, in the upload's terms (build-errors.mjs has the shapes).
+  const readSource = (rel) => {
+    try {
+      const abs = path.join(root, rel);
+      return fs.lstatSync(abs).isFile() ? fs.readFileSync(abs, "utf8") : null;
+    } catch {
+      return null;
+    }
   };
+  const fromViteError = (err, fallback) => describe(err, { root, fallback, readSource });
 
   const publish = () => {
     const list = [...errors.values()].sort((a, b) => a.file.localeCompare(b.file));
@@ -439,6 +425,12 @@ function errorTracker(root) {
       const send = hot.send.bind(hot);
       hot.send = (...args) => {
         const payload = args[0];
+        if (payload?.type === "update" && Array.isArray(payload.updates)) {
+          const paths = payload.updates.map((u) => relative(u?.path) ?? String(u?.path));
+          emit({ event: "hmr", type: "update", paths: [...new Set(paths)] });
+        } else if (payload?.type === "full-reload") {
+          emit({ event: "hmr", type: "full-reload", paths: [relative(payload.path) ?? "*"] });
+        }
         if (payload && typeof payload === "object" && payload.type === "error") {
           const e = fromViteError(payload.err, null);
           if (e) {

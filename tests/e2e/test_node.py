@@ -169,6 +169,37 @@ async def test_build_errors_are_listed_then_cleared(node: tuple[Proc, int, NodeE
     await wait_for(cleared, 20)
 
 
+async def test_build_errors_carry_their_line_as_a_browser_sees_them(
+    node: tuple[Proc, int, NodeEnv],
+) -> None:
+    """Reproduced before: line 0 for a syntax error once a browser had loaded the module
+    (Vite's error to browsers drops the place), no line for a broken CSS import, and the
+    node's absolute path in the message."""
+    _, port, env = node
+    sid = (await create(port))["sessionId"]
+    assert (await get(port, f"/preview/{sid}/")).status == 200
+    files = {
+        "src/broken.js": "// one\n// two\nexport const broken = 'unterminated;\n",
+        "src/App.jsx": 'import "./broken.js";\n' + app_files()["src/App.jsx"],
+        "src/index.css": app_files()["src/index.css"] + '\n@import "./nope.css";\n',
+    }
+    put = await api(port, "PUT", f"/kontext/preview/{sid}/files", {"files": files})
+    assert put.status == 200, put.body
+    css_line = files["src/index.css"].split("\n").index('@import "./nope.css";') + 1
+    for path in ("src/broken.js", "src/index.css"):  # as a browser loads them
+        await get(port, f"/preview/{sid}/{path}", [(b"host", PUBLIC_HOST.encode())])
+
+    async def both() -> dict[str, dict[str, Any]] | None:
+        errors = {e["file"]: e for e in (await session(port, sid))["errors"]}
+        return errors if {"src/broken.js", "src/index.css"} <= set(errors) else None
+
+    errors = await wait_for(both, 20)
+    assert errors["src/broken.js"]["line"] == 3, errors
+    assert errors["src/index.css"]["line"] == css_line, errors
+    for e in errors.values():
+        assert e["column"] >= 1 and str(env.data) not in e["message"], e
+
+
 @pytest.mark.parametrize(
     "path",
     [
@@ -540,6 +571,36 @@ async def test_full_node_still_registers_and_answers_503_for_the_preview(tmp_pat
         assert resp.header(b"retry-after") is not None
         assert (await get(port, f"/preview/{a}/")).status == 200  # the open preview was kept
         await sock.stream.aclose()
+
+
+async def test_a_silent_socket_gives_up_its_slot_after_the_idle_time(tmp_path: Path) -> None:
+    """Reproduced before: one silent HMR socket per running session locked the node
+    (503 for every other preview). Silent for --idle-seconds, it no longer holds a slot."""
+    env = NodeEnv(tmp_path)
+    with processes(tmp_path) as ps:
+        _, port = await start_node(ps, env, "--max-running", "1", "--idle-seconds", "2")
+        a = (await create(port))["sessionId"]
+        assert (await get(port, f"/preview/{a}/")).status == 200
+        token = await vite_client.ws_token(port, f"/preview/{a}/", PUBLIC_HOST)
+        status, sock = await vite_client.hmr_handshake(
+            port, f"/preview/{a}/hmr?token={token}", PUBLIC_HOST
+        )
+        assert status == 101 and (await sock.receive_json())["type"] == "connected"
+        b = (await create(port))["sessionId"]
+        busy = await get(port, f"/preview/{b}/")  # the socket just spoke: a keeps its slot
+        assert busy.status == 503 and json.loads(busy.body)["code"] == "over_capacity"
+        await trio.sleep(2.5)  # silent longer than --idle-seconds (the sweep leaves a be)
+        assert (await session(port, a))["status"] == "ready"
+        assert (await get(port, f"/preview/{b}/")).status == 200  # a evicted for b
+        assert (await session(port, a))["status"] == "idle"
+        with trio.fail_after(10):  # its browser learns by the socket closing, and reconnects
+            try:
+                while (await sock.read_frame())[0] != 0x8:  # until a close frame, or EOF
+                    pass
+            except EOFError:
+                pass
+        assert (await get(port, f"/preview/{a}/")).status == 200  # woken, b evicted in turn
+        assert (await session(port, b))["status"] == "idle"
 
 
 async def test_workspace_totals_hold_across_puts(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ SID = mint("node-0", parse_secrets("k" * 40))
         ("DELETE", f"/kontext/preview/{SID}", Api("delete", SID)),
         ("PUT", f"/kontext/preview/{SID}/files", Api("put_files", SID)),
         ("GET", f"/kontext/preview/{SID}/files", Api("get_files", SID)),
+        ("GET", f"/kontext/preview/{SID}/events", Api("events", SID)),
         ("GET", "http://node/kontext/preview/abc", Api("get", "abc")),  # absolute form
     ],
 )
@@ -50,6 +51,7 @@ def test_routes(method: str, target: str, expected: object) -> None:
         ("POST", f"/kontext/preview/{SID}", NotFound),
         ("PUT", f"/kontext/preview/{SID}", NotFound),
         ("POST", f"/kontext/preview/{SID}/files", NotFound),
+        ("POST", f"/kontext/preview/{SID}/events", NotFound),
         ("GET", f"/kontext/preview/{SID}/", NotFound),
         ("GET", f"/kontext/preview/{SID}/files/x", NotFound),
         ("GET", "/kontext/other", NotFound),

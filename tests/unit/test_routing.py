@@ -86,6 +86,7 @@ def test_absolute_form_uses_only_the_path() -> None:
 def test_api_routes() -> None:
     assert isinstance(r("/kontext/preview", "POST"), Create)
     assert isinstance(r(f"/kontext/preview/{SID0}/files", "PUT"), Forward)
+    assert isinstance(r(f"/kontext/preview/{SID0}/events", "GET"), Forward)
     d = r(f"/kontext/preview/{SID0}", "DELETE")
     assert isinstance(d, Forward) and d.route_class == "api"
     for target, method in (
