@@ -37,8 +37,10 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     pip wheel --no-deps --wheel-dir /wheels .
 
 FROM ${PYTHON_IMAGE}
+# bubblewrap: each dev server's sandbox (--sandbox; the chart's default is required).
+# Debian's is not setuid: it works through unprivileged user namespaces.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends tini \
+    && apt-get install -y --no-install-recommends tini bubblewrap \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --gid 10001 preview \
     && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /tmp \
