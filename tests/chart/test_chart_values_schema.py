@@ -31,6 +31,48 @@ BAD_VALUES = [
     pytest.param({"secrets": {"idSecrets": ["x" * 32 + "\n" + "y" * 32]}}, id="id-secret-newline"),
     pytest.param({"publicUrl": "preview.example.com"}, id="public-url-without-scheme"),
     pytest.param({"node": {"replicsa": 3}}, id="misspelled-key"),
+    # The sandbox and the per-session limits.
+    pytest.param({"node": {"sandbox": "yes"}}, id="sandbox-unknown-mode"),
+    pytest.param({"node": {"sandbox": "Required"}}, id="sandbox-mode-case"),
+    pytest.param({"node": {"sandbox": False}}, id="sandbox-as-boolean"),
+    pytest.param({"node": {"sessionLimits": {"memoryBytes": 0}}}, id="session-memory-zero"),
+    pytest.param({"node": {"sessionLimits": {"memoryBytes": "2Gi"}}}, id="session-memory-quantity"),
+    pytest.param({"node": {"sessionLimits": {"memoryBytes": 1.5}}}, id="session-memory-fraction"),
+    pytest.param({"node": {"sessionLimits": {"maxPids": 0}}}, id="session-pids-zero"),
+    pytest.param({"node": {"sessionLimits": {"cpus": -1}}}, id="session-cpus-negative"),
+    pytest.param({"node": {"sessionLimits": {"cpus": "1"}}}, id="session-cpus-string"),
+    pytest.param({"node": {"sessionLimits": {"cpu": 1}}}, id="session-limits-misspelled"),
+    pytest.param({"node": {"sandboxPod": {"enabled": "yes"}}}, id="sandbox-pod-enabled-string"),
+    pytest.param({"node": {"sandboxPod": {"hostUsers": "false"}}}, id="host-users-string"),
+    pytest.param({"node": {"sandboxPod": {"procMount": "Masked"}}}, id="proc-mount-unknown"),
+    pytest.param(
+        {"node": {"sandboxPod": {"seccompProfile": {"type": "Default"}}}}, id="seccomp-type-unknown"
+    ),
+    pytest.param(
+        {"node": {"sandboxPod": {"seccompProfile": {"type": "Localhost", "localhostProfile": ""}}}},
+        id="seccomp-localhost-empty-path",
+    ),
+    pytest.param(
+        {"node": {"sandboxPod": {"seccompProfile": {"localhostProfile": "/etc/seccomp.json"}}}},
+        id="seccomp-absolute-path",
+    ),
+    pytest.param(
+        {"node": {"sandboxPod": {"seccompProfile": {"localhostProfile": "profiles/../x.json"}}}},
+        id="seccomp-path-climbs",
+    ),
+    pytest.param(
+        {"node": {"sandboxPod": {"appArmorProfile": {"type": "unconfined"}}}},
+        id="apparmor-type-case",
+    ),
+    pytest.param(
+        {"node": {"sandboxPod": {"appArmorProfile": {"type": "Localhost"}}}},
+        id="apparmor-localhost-without-name",
+    ),
+    pytest.param(
+        {"node": {"sandboxPod": {"appArmorProfile": {"type": "Unconfined", "profile": "x"}}}},
+        id="apparmor-unknown-key",
+    ),
+    pytest.param({"node": {"sandboxPod": {"hostusers": False}}}, id="sandbox-pod-misspelled"),
 ]
 
 

@@ -170,6 +170,10 @@ existing Secret, of what the cluster holds when Helm runs.
 {{- if and .Values.router.ingress.enabled (not .Values.router.ingress.hosts) -}}
 {{- fail "router.ingress.enabled needs at least one host in router.ingress.hosts" -}}
 {{- end -}}
+{{- $sp := .Values.node.sandboxPod -}}
+{{- if and (include "preview.nodeSandboxPod" .) (eq (toString $sp.procMount) "Unmasked") (ne (toString $sp.hostUsers) "false") -}}
+{{- fail "node.sandboxPod.procMount Unmasked needs node.sandboxPod.hostUsers false: Kubernetes allows an unmasked /proc only in a pod with a user namespace of its own" -}}
+{{- end -}}
 {{- include "preview.validateOrigins" . -}}
 {{- end -}}
 
@@ -269,6 +273,44 @@ suffix, which only the Public Suffix List knows: this is a hint, not a check).
 {{- else -}}
 {{- $grace -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+"true" when the node pod is set up for bubblewrap: node.sandbox is not "off" and
+node.sandboxPod.enabled. The pod settings are the cluster's side of the sandbox; the
+node's own probe (--sandbox) decides whether a sandbox can be made with them.
+*/}}
+{{- define "preview.nodeSandboxPod" -}}
+{{- if and (ne (toString .Values.node.sandbox) "off") .Values.node.sandboxPod.enabled -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+The node container's securityContext: node.securityContext, with node.sandboxPod's
+procMount, seccomp and AppArmor profiles over it when the pod is set up for bubblewrap.
+*/}}
+{{- define "preview.nodeSecurityContext" -}}
+{{- $ctx := deepCopy .Values.node.securityContext -}}
+{{- if include "preview.nodeSandboxPod" . -}}
+{{- $sp := .Values.node.sandboxPod -}}
+{{- with $sp.procMount -}}
+{{- $_ := set $ctx "procMount" . -}}
+{{- end -}}
+{{- with $sp.seccompProfile -}}
+{{- $_ := set $ctx "seccompProfile" (include "preview.securityProfile" . | fromYaml) -}}
+{{- end -}}
+{{- with $sp.appArmorProfile -}}
+{{- $_ := set $ctx "appArmorProfile" (include "preview.securityProfile" . | fromYaml) -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $ctx -}}
+{{- end -}}
+
+{{/* A seccomp or AppArmor profile: its type, and localhostProfile only for Localhost. */}}
+{{- define "preview.securityProfile" -}}
+type: {{ .type }}
+{{- if eq .type "Localhost" }}
+localhostProfile: {{ .localhostProfile | quote }}
+{{- end }}
 {{- end -}}
 
 {{/* node.podAntiAffinity "soft"/"hard": spread node pods over topologyKey. */}}
