@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from previewclient.api import Api, ApiError, RouterUnreachable
+from previewclient.follow import Follower
 from previewclient.report import summary_lines
 from previewclient.upload import UploadError, collect, load_rules
 from previewclient.watch import Watcher
@@ -121,6 +122,7 @@ def cmd_up(api: Api, args: argparse.Namespace) -> int:
     sid = str(session["sessionId"])
     _out(f"watching {root} (Ctrl-C stops watching; the session stays)")
     watcher = Watcher(api, sid, root, stamps, include_env=args.include_env)
+    Follower(api, sid, watcher.say, watcher.warn).start()
     try:
         watcher.run()
     except KeyboardInterrupt:

@@ -16,6 +16,7 @@ from typing import Any
 
 CREATE_TIMEOUT = 180.0  # covers `?wait=ready` (the node's --hold-seconds) and an install
 TIMEOUT = 60.0
+EVENTS_TIMEOUT = 60.0  # the node sends a heartbeat every 15 s
 
 
 class RouterUnreachable(Exception):
@@ -63,17 +64,8 @@ class Api:
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:
                 raw = resp.read()
-        except urllib.error.HTTPError as exc:
-            with exc:
-                raise _error_from(exc.code, exc.read()) from None
-        except urllib.error.URLError as exc:
-            reason = exc.reason
-            text = getattr(reason, "strerror", None) or str(reason)
-            raise RouterUnreachable(self.router, text) from None
-        except TimeoutError:
-            raise RouterUnreachable(self.router, f"no answer within {timeout:.0f} s") from None
-        except (ConnectionError, OSError) as exc:  # reset or closed mid-answer
-            raise RouterUnreachable(self.router, exc.strerror or str(exc)) from None
+        except OSError as exc:  # urllib's errors, timeouts, resets are all OSErrors
+            raise self._failure(exc, timeout) from None
         try:
             doc = json.loads(raw)
         except ValueError:
@@ -101,6 +93,35 @@ class Api:
 
     def files(self, session_id: str) -> dict[str, Any]:
         return self._call("GET", f"/kontext/preview/{self._sid(session_id)}/files")
+
+    def open_events(self, session_id: str, last_event_id: str | None) -> Any:
+        """The session's event stream, open (an http.client response to read lines from);
+        raises like every other call. Its reads time out after EVENTS_TIMEOUT without even
+        a heartbeat."""
+        req = urllib.request.Request(
+            f"{self.router}/kontext/preview/{self._sid(session_id)}/events", method="GET"
+        )
+        req.add_header("Accept", "text/event-stream")
+        if last_event_id:
+            req.add_header("Last-Event-ID", last_event_id)
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            return urllib.request.urlopen(req, timeout=EVENTS_TIMEOUT)
+        except OSError as exc:
+            raise self._failure(exc, EVENTS_TIMEOUT) from None
+
+    def _failure(self, exc: OSError, timeout: float) -> Exception:
+        """The one exception a failed call leaves with: ApiError or RouterUnreachable."""
+        if isinstance(exc, urllib.error.HTTPError):
+            with exc:
+                return _error_from(exc.code, exc.read())
+        if isinstance(exc, urllib.error.URLError):
+            reason = exc.reason
+            return RouterUnreachable(self.router, getattr(reason, "strerror", None) or str(reason))
+        if isinstance(exc, TimeoutError):
+            return RouterUnreachable(self.router, f"no answer within {timeout:.0f} s")
+        return RouterUnreachable(self.router, exc.strerror or str(exc))  # reset mid-answer
 
     def delete(self, session_id: str) -> dict[str, Any]:
         return self._call("DELETE", f"/kontext/preview/{self._sid(session_id)}")

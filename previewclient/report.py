@@ -22,6 +22,40 @@ def error_lines(session: dict[str, Any]) -> list[str]:
     return lines
 
 
+def runtime_lines(runtime: list[Any]) -> list[str]:
+    """What browsers reported, as `file:line:column: message (xN)` lines."""
+    if not runtime:
+        return ["runtime errors: none"]
+    lines = [f"runtime errors: {len(runtime)}"]
+    for e in runtime:
+        if not isinstance(e, dict):
+            continue
+        where = f"{e.get('file') or '?'}:{e.get('line', 0)}:{e.get('column', 0)}"
+        count = e.get("count", 1)
+        first = str(e.get("message", "")).strip().splitlines() or [""]
+        times = f" (x{count})" if isinstance(count, int) and count > 1 else ""
+        lines.append(f"  {where}: [{e.get('kind', 'error')}] {first[0]}{times}")
+    return lines
+
+
+def event_lines(kind: str, data: Any) -> list[str]:
+    """What `preview up --watch` prints for one event of the session's stream."""
+    if not isinstance(data, dict):
+        return []
+    if kind == "errors":
+        return error_lines(data)
+    if kind == "runtimeErrors":
+        return runtime_lines(data.get("runtimeErrors") or [])
+    if kind == "status":
+        error = f" ({data['error']})" if data.get("error") else ""
+        return [f"status: {data.get('status', '?')}{error}"]
+    if kind == "install":
+        return [f"install: {data.get('phase', '?')}"]
+    if kind == "ended":
+        return ["the session ended"]
+    return []
+
+
 def summary_lines(session: dict[str, Any], uploaded: int | None = None) -> list[str]:
     status = session.get("status", "?")
     lines = [

@@ -6,7 +6,8 @@ lists removed ones in `delete` (CONTRACT §2 `PUT .../files`). The stamps only a
 once the node has taken a push, so a router that is briefly unreachable loses
 nothing; a push the node rejects (413, 422) is reported and not retried until the
 file changes again. A session that is gone (404/410) ends the watch with an error.
-It never deletes the session: Ctrl-C only stops watching.
+It never deletes the session: Ctrl-C only stops watching. Build and runtime errors are
+printed as they arrive by previewclient.follow, from the session's event stream.
 """
 
 from __future__ import annotations
@@ -18,13 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from previewclient.api import Api, ApiError, RouterUnreachable
-from previewclient.report import error_lines, push_line
+from previewclient.report import push_line
 from previewclient.upload import Limits, Stamp, UploadError, entry, load_rules, scan
 
 INTERVAL = 0.5
-# Vite re-checks changed modules after the write: wait this long before asking for the
-# session's build errors, so they describe this push rather than the previous one.
-SETTLE = 1.0
 
 
 @dataclass(frozen=True)
@@ -108,10 +106,3 @@ class Watcher:
         self.stamps = now
         self._last_warning = None
         self.say(push_line(changed, change.deleted, session))
-        time.sleep(SETTLE)
-        try:
-            session = self.api.session(self.session_id)
-        except RouterUnreachable as exc:
-            self._warn_once(str(exc))
-        for line in error_lines(session):
-            self.say(line)

@@ -111,6 +111,7 @@ def session_object(s: Session, cfg: NodeConfig) -> dict[str, Any]:
         "createdAt": rfc3339(s.record.created_at),
         "expiresAt": rfc3339(s.record.expires_at),
         "errors": [e.as_json() for e in s.errors],
+        "runtimeErrors": s.runtime_json(),
         "access": s.record.access,
         "ignored": list(s.record.ignored),
     }

@@ -149,6 +149,7 @@ class SessionCommands:
         await trio.to_thread.run_sync(apply_update, s.workspace, upload.files, upload.deletes)
         wrote, deleted = sorted(upload.files), sorted(upload.deletes)
         s.events.publish("files", {"changed": wrote, "deleted": deleted})
+        s.clear_runtime()
         if s.dev is not None:
             await s.dev.files_changed(wrote, deleted)
         s.touch()

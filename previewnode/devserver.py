@@ -29,6 +29,7 @@ from typing import Any
 import trio
 
 from previewnode.limits import shell_prelude
+from previewnode.runtime_errors import RuntimeReport
 from previewnode.sandbox import Mounts, bwrap_argv, supervised
 from proxycore.upstream import Address
 
@@ -98,7 +99,7 @@ class DevServerFailed(Exception):
 
 
 def launcher_config(config: DevServerConfig) -> dict[str, Any]:
-    """The JSON the launcher receives as argv[2]."""
+    """The JSON the launcher reads as the first line of its stdin (never argv)."""
     return {
         "root": str(config.workspace),
         "base": config.base,
@@ -116,7 +117,7 @@ def launcher_config(config: DevServerConfig) -> dict[str, Any]:
 def command(config: DevServerConfig) -> list[str]:
     """The dev server's argv: the launcher, wrapped in the sandbox when there is one."""
     node = shutil.which(config.node_binary) or config.node_binary
-    launcher = [node, str(config.runtime_dir / "launcher.mjs"), json.dumps(launcher_config(config))]
+    launcher = [node, str(config.runtime_dir / "launcher.mjs")]  # its config goes by stdin
     prelude = shell_prelude(config.cgroup_procs, config.ulimits)
     if config.sandbox is None:
         return supervised(launcher, prelude) if prelude else launcher
@@ -147,7 +148,7 @@ def child_environment(config: DevServerConfig) -> dict[str, str]:
     return env
 
 
-HMR_KINDS = ("update", "full-reload")
+HMR_KINDS = ("update", "full-reload", "applied")
 MAX_HMR_PATHS = 100
 
 
@@ -160,6 +161,23 @@ def parse_hmr(event: dict[str, Any]) -> tuple[str, list[str]] | None:
     if not all(isinstance(p, str) and len(p) <= 1024 for p in paths):
         return None
     return str(kind), paths[:MAX_HMR_PATHS]
+
+
+RUNTIME_KINDS = frozenset({"error", "unhandledrejection", "console.error", "console.warn"})
+
+
+def parse_runtime_error(event: dict[str, Any]) -> RuntimeReport | None:
+    """A `runtime-error` line as a report; None when malformed. From inside the sandbox
+    (the tenant's page wrote it): typed and cut here."""
+    kind, message, file = event.get("kind"), event.get("message"), event.get("file")
+    line, column, stack = event.get("line"), event.get("column"), event.get("stack", "")
+    if kind not in RUNTIME_KINDS or not isinstance(message, str) or not isinstance(stack, str):
+        return None
+    if file is not None and not (isinstance(file, str) and 0 < len(file) <= 1024):
+        return None
+    if not (isinstance(line, int) and isinstance(column, int) and line >= 0 and column >= 0):
+        return None
+    return RuntimeReport(str(kind), message[:2000], file, line, column, stack[:4000])
 
 
 def parse_errors(raw: object) -> list[BuildError] | None:
@@ -188,10 +206,12 @@ class DevServer:
         config: DevServerConfig,
         on_errors: Callable[[list[BuildError]], None],
         on_hmr: Callable[[str, list[str]], None] | None = None,
+        on_runtime: Callable[[RuntimeReport], None] | None = None,
     ) -> None:
         self.config = config
         self.on_errors = on_errors
         self.on_hmr = on_hmr  # (kind, workspace paths) of each update Vite sent browsers
+        self.on_runtime = on_runtime  # what a browser showing the preview reported
         self.address: Address | None = None
         self.pid: int | None = None
         self._stderr = bytearray()
@@ -231,6 +251,9 @@ class DevServer:
         )
         self.pid = process.pid
         self._stdin = process.stdin
+        assert process.stdin is not None
+        with contextlib.suppress(trio.BrokenResourceError):  # then it exits: reported below
+            await process.stdin.send_all(json.dumps(launcher_config(config)).encode() + b"\n")
         failure: DevServerFailed | None = None
         try:
             async with trio.open_nursery() as nursery:
@@ -347,6 +370,10 @@ class DevServer:
             errors = parse_errors(event.get("errors"))
             if errors is not None:
                 self.on_errors(errors)
+        elif kind == "runtime-error" and self.on_runtime is not None:
+            report = parse_runtime_error(event)
+            if report is not None:
+                self.on_runtime(report)
         elif kind == "hmr" and self.on_hmr is not None:
             parsed = parse_hmr(event)
             if parsed is not None:

@@ -35,6 +35,7 @@ import trio
 from previewnode.devserver import BuildError, DevServer
 from previewnode.events import EventLog
 from previewnode.lifecycle import Event, Status, next_status, on_load
+from previewnode.runtime_errors import RuntimeErrors, RuntimeReport
 from proxycore.upstream import Address
 
 log = logging.getLogger("preview.sessions")
@@ -88,6 +89,7 @@ class Session:
     pid: int | None = None
     dev: DevServer | None = None  # while it serves
     events: EventLog = field(default_factory=EventLog)  # what /events streams
+    runtime: RuntimeErrors = field(default_factory=RuntimeErrors)  # what browsers reported
     last_active: float = field(default_factory=time.monotonic)
     scope: trio.CancelScope | None = None
     changed: trio.Event = field(default_factory=trio.Event)
@@ -131,6 +133,18 @@ class Session:
         if errors != self.errors:
             self.errors = errors
             self.events.publish("errors", {"errors": [e.as_json() for e in errors]})
+
+    def report_runtime(self, report: RuntimeReport) -> None:
+        if self.runtime.add(report, time.time()):
+            self.events.publish("runtimeErrors", {"runtimeErrors": self.runtime_json()})
+
+    def clear_runtime(self) -> None:
+        """The files changed: what browsers saw before no longer says anything."""
+        if self.runtime.clear():
+            self.events.publish("runtimeErrors", {"runtimeErrors": []})
+
+    def runtime_json(self) -> list[dict[str, object]]:
+        return self.runtime.as_json(rfc3339)
 
     def mark_removed(self) -> None:
         """Deleted or expired: never started again; held requests answer 410/404."""

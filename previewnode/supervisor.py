@@ -251,6 +251,7 @@ class Supervisor:
             config,
             s.set_errors,
             lambda kind, paths: s.events.publish("hmr", {"type": kind, "paths": paths}),
+            s.report_runtime,
         )
         try:
             async with trio.open_nursery() as nursery:

@@ -195,12 +195,27 @@ def _check_targets(root: Path, files: Iterable[str]) -> None:
         _check_target(root, rel)
 
 
+STYLESHEETS = (".css", ".scss", ".sass", ".less", ".styl", ".pcss", ".postcss")
+
+
+def write_order(paths: Iterable[str]) -> list[str]:
+    """Stylesheets first, then the rest, each in the upload's order.
+
+    A changed source file makes Tailwind recompile its stylesheets; its plugin stats a
+    stylesheet after reading it, so one replaced during that compile is taken for the
+    old one until it changes again (stale CSS served without an error). Written first,
+    no stylesheet of an update changes under a compile its other files started."""
+    return sorted(paths, key=lambda p: not p.lower().endswith(STYLESHEETS))
+
+
 def apply_update(root: Path, files: Mapping[str, bytes], deletes: Iterable[str]) -> None:
-    """Replace/add files atomically one by one (temp + rename) and delete others.
+    """Replace/add files atomically one by one (temp + rename), in `write_order`, and
+    delete others.
 
     Every target is checked first, so a refused update writes nothing."""
     _check_targets(root, files)
-    for rel, data in files.items():
+    for rel in write_order(files):
+        data = files[rel]
         parent = _safe_parent(root, rel)
         _check_target(root, rel)  # again: a dev server writes this tree too
         target = root / rel

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.harness.procfs import read_cmdline
 from tests.support.processes import Proc, Processes, free_port, wait_http
 
 HOST = "127.0.0.1"
@@ -96,10 +95,11 @@ class Nodes:
 
 
 def vite_pids(data_dir: Path) -> dict[str, int]:
-    """session id -> launcher pid, for launchers whose config names this data dir.
+    """session id -> launcher pid, for launchers working in this data dir.
 
     `pgrep -f launcher.mjs` finds every launcher on the machine (other test runs too);
-    only those whose JSON config holds `{data_dir}/sessions/{id}/ws` are ours.
+    only those whose working directory is `{data_dir}/sessions/{id}/ws` are ours (the
+    launcher's argv names nothing: its config comes by stdin).
     """
     try:
         out = subprocess.run(
@@ -111,11 +111,13 @@ def vite_pids(data_dir: Path) -> dict[str, int]:
     found: dict[str, int] = {}
     for word in out.split():
         pid = int(word)
-        cmd = read_cmdline(pid)
-        i = cmd.find(prefix)
-        if i < 0:
+        try:
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except OSError:
             continue
-        sid = cmd[i + len(prefix) :].split("/", 1)[0]
+        if not cwd.startswith(prefix):
+            continue
+        sid = cwd[len(prefix) :].split("/", 1)[0]
         # the first (lowest) pid: sandboxed, that is the group leader above bwrap and Vite
         found.setdefault(sid, pid)
     return found

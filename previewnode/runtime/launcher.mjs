@@ -1,6 +1,6 @@
 // Starts one Vite dev server for one preview session.
 //
-// Usage: node launcher.mjs '<json config>'
+// Usage: node launcher.mjs, with the JSON config as the first line of stdin:
 //   {"root", "base", "port", "allowedHosts", "clientPort", "clientProtocol",
 //    "nodeModules", "cacheDir", "socket", "ownConfig"}
 //
@@ -11,7 +11,8 @@
 // nothing outside the workspace and its dependency tree. stdout carries only JSON lines for the supervisor (previewnode/devserver.py):
 //   {"event":"ready","port":N}
 //   {"event":"errors","errors":[{"file","line","column","message"}]}
-//   {"event":"hmr","type":"update"|"full-reload","paths":["src/App.jsx"]}
+//   {"event":"hmr","type":"update"|"full-reload"|"applied","paths":["src/App.jsx"]}
+//   {"event":"runtime-error","kind","message","file","line","column","stack"}
 // Everything else Vite or a plugin prints goes to stderr. The process exits when stdin
 // reaches EOF (its supervisor is gone) and closes the server on SIGTERM. stdin carries
 // the node's change notices (see "change notices" below).
@@ -19,13 +20,17 @@
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
+import { syncBuiltinESMExports } from "node:module";
+import { fileURLToPath } from "node:url";
 import readline from "node:readline";
 
 import tailwindcss from "@tailwindcss/vite";
 import react from "@vitejs/plugin-react";
 import { createServer } from "vite";
 
-import { describe, stripVT, workspacePath } from "./build-errors.mjs";
+import { originalPositionFor, TraceMap } from "@jridgewell/trace-mapping";
+
+import { describe, stripVT, withoutRoot, workspacePath } from "./build-errors.mjs";
 
 // Keep a private handle on stdout and point every other writer at stderr, so that no
 // plugin or library can ever corrupt the JSON-lines channel.
@@ -64,9 +69,10 @@ const stderrLogger = (() => {
 
 // ---- configuration --------------------------------------------------------------------
 
-function readConfig() {
-  const raw = process.argv[2];
-  if (!raw) throw new Error("usage: node launcher.mjs '<json config>'");
+// The configuration is the first line of stdin, never argv: a CLI module an upload got
+// loaded would read argv as file names to run, and an upload can create files.
+function parseConfig(raw) {
+  if (!raw) throw new Error("usage: node launcher.mjs, the JSON config as stdin's first line");
   const c = JSON.parse(raw);
   const need = (key, type) => {
     if (typeof c[key] !== type) throw new Error(`config.${key} must be a ${type}`);
@@ -221,24 +227,99 @@ function freePort() {
   });
 }
 
-// Tailwind's `@plugin` and `@config` directives import JavaScript into this process: from
-// an uploaded CSS file that would run uploaded (or attacker-published) code on the node.
-// @tailwindcss/node asks `globalThis.__tw_load` first for every such module; we let only
-// the runtime's own node_modules through and refuse the rest with a build error.
-function guardTailwindModules() {
-  const runtimeModules = fs.realpathSync(new URL("./node_modules", import.meta.url));
-  globalThis.__tw_load = async (url) => {
-    let file;
-    try {
-      file = fs.realpathSync(new URL(url.split("?")[0]));
-    } catch {
-      file = null;
-    }
-    if (file && inside(runtimeModules, file)) return undefined;
+// Unsandboxed, Tailwind is the one part of the fixed config that reads what an upload
+// names: `@import` stylesheets and `@plugin`/`@config` JavaScript. @tailwindcss/node asks
+// `globalThis.__tw_resolve(id, base)` before resolving either, and `globalThis.__tw_load`
+// before importing a module. Resolution is checked by path: a relative or absolute
+// specifier must stay in the workspace, a package one may not climb out with `..`; and
+// no JavaScript is imported at all (any module in reach, the runtime's own CLIs
+// included, would run on the node). Sandboxed, the app's own Tailwind runs unguarded.
+function guardTailwind(root) {
+  globalThis.__tw_resolve = (id, base) => {
+    const spec = String(id).split(/[?#]/)[0];
+    let escapes;
+    if (spec.startsWith("file:")) escapes = !inside(root, path.resolve(new URL(spec).pathname));
+    else if (/^[a-z][a-z0-9+.-]*:/i.test(spec)) escapes = true; // nothing is fetched
+    else if (/^[./]/.test(spec)) escapes = !inside(root, path.resolve(base ?? root, spec));
+    else escapes = spec.split(/[\\/]/).includes(".."); // a package may not climb out
+    if (escapes) throw new Error("an @import or @plugin outside the project is not allowed");
+    return undefined; // Tailwind resolves it as usual
+  };
+  globalThis.__tw_load = async () => {
     throw new Error(
       "Tailwind @plugin and @config (JavaScript) are not supported in previews; use CSS-only configuration (@theme, @utility, @custom-variant)",
     );
   };
+}
+
+// Unsandboxed, this process is the node's: whatever an upload makes Vite read could end
+// up in a response or a build error (a CSS `@import` of any path, `url()` forms included,
+// is read and parsed by Vite's own CSS pipeline; a glob lists directories). So its file
+// system is narrowed by resolved path: reads and directory listings outside the allowed
+// trees (the workspace, its dependency set, the runtime, Vite's cache) fail as if the
+// file did not exist. Node's module loader does not use these functions, so imports of
+// the runtime are unaffected; sandboxed, the sandbox does this for real.
+function narrowFileSystem(allowed) {
+  const roots = allowed.map((p) => {
+    try {
+      return fs.realpathSync(p);
+    } catch {
+      return path.resolve(p);
+    }
+  });
+  const permitted = (target) => {
+    if (typeof target !== "string" && !(target instanceof URL) && !Buffer.isBuffer(target)) {
+      return true; // a file descriptor: opened through a checked call
+    }
+    let file = target instanceof URL ? target.pathname : String(target);
+    file = path.resolve(file);
+    try {
+      file = fs.realpathSync.native(file);
+    } catch {
+      // not there (yet): judged by its lexical path
+    }
+    return roots.some((r) => inside(r, file));
+  };
+  const absent = (target) => {
+    const err = new Error(`ENOENT: no such file or directory, open '${target}'`);
+    err.code = "ENOENT";
+    err.errno = -2;
+    return err;
+  };
+  const wrapSync = (obj, name) => {
+    const original = obj[name];
+    obj[name] = function (target, ...rest) {
+      if (!permitted(target)) throw absent("outside the project");
+      return original.call(this, target, ...rest);
+    };
+  };
+  const wrapCallback = (obj, name) => {
+    const original = obj[name];
+    obj[name] = function (target, ...rest) {
+      if (!permitted(target)) {
+        const cb = rest.findLast((a) => typeof a === "function");
+        if (cb) process.nextTick(cb, absent("outside the project"));
+        return undefined;
+      }
+      return original.call(this, target, ...rest);
+    };
+  };
+  const wrapPromise = (obj, name) => {
+    const original = obj[name];
+    obj[name] = function (target, ...rest) {
+      if (!permitted(target)) return Promise.reject(absent("outside the project"));
+      return original.call(this, target, ...rest);
+    };
+  };
+  for (const name of ["readFileSync", "readdirSync", "opendirSync", "openSync"]) wrapSync(fs, name);
+  for (const name of ["readFile", "readdir", "opendir", "open"]) wrapCallback(fs, name);
+  for (const name of ["readFile", "readdir", "opendir", "open"]) wrapPromise(fs.promises, name);
+  const stream = fs.createReadStream;
+  fs.createReadStream = function (target, ...rest) {
+    if (!permitted(target)) throw absent("outside the project");
+    return stream.call(this, target, ...rest);
+  };
+  syncBuiltinESMExports(); // `import { readdir } from "node:fs"` in Vite's bundle too
 }
 
 // `import.meta.glob` runs on the server and writes the matched file names into the
@@ -284,6 +365,7 @@ function errorTracker(root) {
   let published = "[]";
   let server = null;
   let pending = new Set();
+  let created = false; // a file of the pending batch was added or deleted
   let timer = null;
   let running = Promise.resolve();
 
@@ -307,7 +389,14 @@ function errorTracker(root) {
       return null;
     }
   };
-  const fromViteError = (err, fallback) => describe(err, { root, fallback, readSource });
+  const fromViteError = (err, fallback) => {
+    try {
+      return describe(err, { root, fallback, readSource });
+    } catch (e) {
+      stderrLogger.error(`describing a build error failed: ${e?.stack ?? e}`);
+      return fallback ? { file: fallback, line: 1, column: 1, message: "build error" } : null;
+    }
+  };
 
   const publish = () => {
     const list = [...errors.values()].sort((a, b) => a.file.localeCompare(b.file));
@@ -318,10 +407,35 @@ function errorTracker(root) {
     }
   };
 
+  // Which state of its file each error was seen in. An error stays while its file is
+  // unchanged, unless files came or went (a missing import may now resolve). Tailwind's
+  // plugin keeps the last good compiler after a failed compile, so compiling an unchanged
+  // broken stylesheet again (any source edit triggers that) "succeeds" with the old CSS:
+  // a stylesheet's error stays until the stylesheet itself changes.
+  const seenIn = new Map();
+  const state = (abs) => {
+    try {
+      const st = fs.statSync(abs);
+      return `${st.ino}:${st.mtimeMs}:${st.size}`;
+    } catch {
+      return null;
+    }
+  };
+  let structural = true; // the current batch added or deleted files (true: no batch yet)
+  let checked = new Set(); // what the current batch has checked
+  const record = (e) => {
+    errors.set(e.file, e);
+    seenIn.set(e.file, state(path.join(root, e.file)));
+  };
+
   // Transform one workspace module the way a browser request would; a module that was
   // never requested is skipped (Vite would not report it either).
   const check = async (env, rel) => {
     const abs = path.join(root, rel);
+    if (checked.has(rel)) return; // once per batch: a second transform may "succeed"
+    checked.add(rel);
+    const sticky = !structural || /\.(css|scss|sass|less|styl|pcss|postcss)$/i.test(rel);
+    if (sticky && errors.has(rel) && seenIn.get(rel) === state(abs)) return;
     if (!isModuleFile(abs)) {
       // A deleted file has no errors of its own (its importers are checked instead);
       // html and tailwind's watched globs are graph nodes but not modules.
@@ -337,7 +451,7 @@ function errorTracker(root) {
       } catch (err) {
         const e = fromViteError(err, rel);
         errors.delete(rel);
-        if (e) errors.set(e.file, e);
+        if (e) record(e);
         return;
       }
     }
@@ -364,8 +478,10 @@ function errorTracker(root) {
   };
 
   // Walk the workspace's module graph from index.html's entries, so errors are known
-  // before any browser asks (and the first page finds its modules transformed).
-  const crawl = async (env) => {
+  // before any browser asks (and the first page finds its modules transformed). After
+  // an edit (`fresh`), modules already transformed are only walked through: what is
+  // new is what an edit made reachable (a new import), which no watcher event names.
+  const crawl = async (env, fresh = false) => {
     const seen = new Set();
     const queue = [];
     queue.push(...entryFiles());
@@ -380,9 +496,12 @@ function errorTracker(root) {
           errors.delete(rel);
         } catch (err) {
           const e = fromViteError(err, rel);
-          if (e) errors.set(e.file, e);
+          if (e) record(e);
         }
-      } else {
+      } else if (
+        !fresh ||
+        [...env.moduleGraph.getModulesByFile(abs)].some((m) => !m.transformResult)
+      ) {
         await check(env, rel);
       }
       for (const mod of env.moduleGraph.getModulesByFile(abs) ?? []) {
@@ -404,15 +523,20 @@ function errorTracker(root) {
   const flush = () => {
     timer = null;
     const files = pending;
+    const added = created;
     pending = new Set();
+    created = false;
     run(async () => {
       if (!server) return;
+      structural = added;
+      checked = new Set();
       const env = server.environments.client;
       if (files.has("index.html")) {
         await crawl(env);
         files.delete("index.html");
       }
       for (const rel of new Set([...files, ...errors.keys()])) await check(env, rel);
+      await crawl(env, true);
     });
   };
 
@@ -434,7 +558,7 @@ function errorTracker(root) {
         if (payload && typeof payload === "object" && payload.type === "error") {
           const e = fromViteError(payload.err, null);
           if (e) {
-            errors.set(e.file, e);
+            record(e);
             run(async () => {});
           }
         }
@@ -446,6 +570,7 @@ function errorTracker(root) {
       const rel = relative(options.file);
       if (!rel) return;
       pending.add(rel);
+      if (options.type !== "update") created = true;
       if (options.type === "delete") {
         // Importers of a deleted file fail to resolve it; make them transform again.
         for (const mod of options.modules) {
@@ -466,6 +591,115 @@ function errorTracker(root) {
   return { plugin, crawl: () => run(() => crawl(server.environments.client)) };
 }
 
+// ---- runtime errors -------------------------------------------------------------------
+
+// The page client (preview-client.js) is added to every HTML page as a module that runs
+// before the app's own; its reports come back over Vite's HMR socket. Positions in them
+// are in the transformed modules browsers ran: mapped here through each module's source
+// map to the uploaded file, line and column, and the stack rewritten the same way, so
+// a generator sees `src/main.js:7:11` and never a dev-server URL.
+const CLIENT_ID = "virtual:preview-client";
+const CLIENT_RESOLVED = "\0preview-client";
+const FRAME = /((?:https?:\/\/[^\s/()]+)?\/[^\s()]*?):(\d+):(\d+)/g;
+
+function previewClient(root) {
+  const source = fs.readFileSync(new URL("./preview-client.js", import.meta.url), "utf8");
+  let base = "/";
+  let server = null;
+  const maps = new WeakMap(); // transform result -> TraceMap
+
+  // {file, line, column} of one frame, or null when it is not a workspace module.
+  const mapFrame = (url, line, column) => {
+    let pathname;
+    try {
+      pathname = new URL(url, "http://preview.invalid").pathname;
+    } catch {
+      return null;
+    }
+    if (!pathname.startsWith(base)) return null;
+    const rel = workspacePath(root, decodeURIComponent(pathname.slice(base.length)));
+    if (!rel) return null;
+    const env = server?.environments.client;
+    const mod = [...(env?.moduleGraph.getModulesByFile(path.join(root, rel)) ?? [])][0];
+    const result = mod?.transformResult;
+    if (result?.map?.mappings) {
+      let traced = maps.get(result);
+      if (!traced) {
+        traced = new TraceMap(result.map);
+        maps.set(result, traced);
+      }
+      const original = originalPositionFor(traced, { line, column: Math.max(0, column - 1) });
+      if (original.line != null) {
+        // a map's sources are relative to the module's own directory
+        const source = original.source
+          ? path.resolve(path.dirname(path.join(root, rel)), original.source.replace(/^file:\/\//, ""))
+          : null;
+        const file = (source && workspacePath(root, source)) ?? rel;
+        return { file, line: original.line, column: original.column + 1 };
+      }
+    }
+    return { file: rel, line, column };
+  };
+
+  const mapStack = (stack) => {
+    let first = null;
+    const text = String(stack).replace(FRAME, (whole, url, line, column) => {
+      const place = mapFrame(url, Number(line), Number(column));
+      if (!place) return whole.replace(/^https?:\/\/[^/]+/, "");
+      first ??= place;
+      return `${place.file}:${place.line}:${place.column}`;
+    });
+    return { first, text };
+  };
+
+  const onReport = (data) => {
+    if (!data || typeof data !== "object") return;
+    if (data.kind === "update-applied") {
+      const paths = Array.isArray(data.paths) ? data.paths.map((p) => relative(p) ?? String(p)) : [];
+      emit({ event: "hmr", type: "applied", paths: paths.slice(0, 100) });
+      return;
+    }
+    const { first, text } = mapStack(typeof data.stack === "string" ? data.stack : "");
+    emit({
+      event: "runtime-error",
+      kind: String(data.kind ?? "error").slice(0, 40),
+      message: withoutRoot(root, String(data.message ?? "")).slice(0, 2000),
+      file: first?.file ?? null,
+      line: first?.line ?? 0,
+      column: first?.column ?? 0,
+      stack: withoutRoot(root, text).slice(0, 4000),
+    });
+  };
+  const relative = (p) => workspacePath(root, String(p ?? ""));
+
+  return {
+    name: "preview:client",
+    configResolved(config) {
+      base = config.base;
+    },
+    configureServer(s) {
+      server = s; // again after a restart
+      s.environments.client.hot.on("preview:report", onReport);
+    },
+    resolveId(id) {
+      return id === CLIENT_ID ? CLIENT_RESOLVED : undefined;
+    },
+    load(id) {
+      return id === CLIENT_RESOLVED ? source : undefined;
+    },
+    transformIndexHtml: {
+      order: "pre",
+      handler: () => [
+        {
+          tag: "script",
+          attrs: { type: "module", src: `${base}@id/__x00__preview-client` },
+          injectTo: "head-prepend",
+        },
+      ],
+    },
+  };
+}
+
 // ---- change notices -------------------------------------------------------------------
 
 // The node writes one JSON line to stdin after each update it stored:
@@ -477,7 +711,7 @@ function errorTracker(root) {
 // HMR and the error tracker run as if the event had arrived on time.
 const NOTICE_GRACE_MS = 500;
 
-function changeNotices(server, root) {
+function changeNotices(server, root, lines) {
   const seen = new Map(); // absolute path -> stamp of the last state the watcher reported
   const stamp = (abs) => {
     try {
@@ -523,7 +757,7 @@ function changeNotices(server, root) {
     }
   };
   watcher();
-  readline.createInterface({ input: process.stdin }).on("line", (line) => {
+  lines.on("line", (line) => {
     let notice;
     try {
       notice = JSON.parse(line);
@@ -538,8 +772,23 @@ function changeNotices(server, root) {
 // ---- main -----------------------------------------------------------------------------
 
 async function main() {
-  const cfg = readConfig();
-  if (!cfg.ownConfig) guardTailwindModules();  // sandboxed, the sandbox is the guard
+  const lines = readline.createInterface({ input: process.stdin });
+  const cfg = parseConfig(
+    await new Promise((resolve) => {
+      lines.once("line", resolve);
+      lines.once("close", () => resolve(null));
+    }),
+  );
+  if (!cfg.ownConfig) {
+    // sandboxed, the sandbox is the guard
+    guardTailwind(cfg.root);
+    narrowFileSystem([
+      cfg.root,
+      cfg.nodeModules,
+      cfg.cacheDir,
+      fileURLToPath(new URL(".", import.meta.url)), // the runtime: Vite, plugins, client
+    ]);
+  }
   const port = cfg.port === 0 ? await freePort() : cfg.port;
   const tracker = errorTracker(cfg.root);
 
@@ -547,10 +796,16 @@ async function main() {
   // below are merged last either way, so they win over anything the app sets.
   const own = cfg.ownConfig ? appConfigFile(cfg.root) : null;
   const fixed = own
-    ? { configFile: own, plugins: [tracker.plugin] }
+    ? { configFile: own, plugins: [tracker.plugin, previewClient(cfg.root)] }
     : {
         configFile: false,
-        plugins: [globGuard(cfg.root), react(), tailwindcss(), tracker.plugin],
+        plugins: [
+          globGuard(cfg.root),
+          react(),
+          tailwindcss(),
+          tracker.plugin,
+          previewClient(cfg.root),
+        ],
         css: { postcss: {} },
         resolve: {
           alias: [
@@ -607,7 +862,7 @@ async function main() {
   process.stdin.resume();
 
   await server.listen();
-  changeNotices(server, cfg.root);
+  changeNotices(server, cfg.root, lines);
   // Edits made right after "ready" must reach HMR: wait for the watcher's initial scan
   // (chokidar's internal flag; bounded, so a huge workspace cannot hold the start).
   const watcher = server.watcher;

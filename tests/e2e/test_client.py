@@ -197,7 +197,6 @@ def test_watch_pushes_an_edit_and_a_deletion_then_stops_on_sigint(
         app = project / "src" / "App.jsx"
         app.write_text(app.read_text().replace("Fixture app", "Watched fixture app"))
         assert "1 changed (src/App.jsx)" in lines.wait_for("pushed", 10)
-        assert lines.wait_for("build errors:", 5) == "build errors: none"
         (project / "src" / "unused.js").unlink()
         assert "1 deleted (src/unused.js)" in lines.wait_for("pushed", 10)
 
@@ -207,11 +206,15 @@ def test_watch_pushes_an_edit_and_a_deletion_then_stops_on_sigint(
         status, page = http_get(f"{platform.router}/preview/{sid}/src/App.jsx")
         assert status == 200 and b"Watched fixture app" in page
 
-        # A push that breaks the build is followed by the node's build errors.
+        # A push that breaks the build: the node's build errors arrive by the event
+        # stream, with their place; the fix clears them.
+        good = app.read_text()
         app.write_text("export default function App() {\n  return <div>\n}\n")
         assert "1 changed (src/App.jsx)" in lines.wait_for("pushed", 10)
         assert lines.wait_for("build errors:", 5) == "build errors: 1"
-        assert lines.wait_for("  src/App.jsx:", 1)
+        assert lines.wait_for("  src/App.jsx:", 1).startswith("  src/App.jsx:3:")
+        app.write_text(good)
+        assert lines.wait_for("build errors:", 10) == "build errors: none"
 
         proc.send_signal(signal.SIGINT)
         assert proc.wait(10) == 0

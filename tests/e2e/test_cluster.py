@@ -11,7 +11,6 @@ import contextlib
 import os
 import signal
 import socket
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -26,6 +25,7 @@ import trio
 from router.ring import Node, Ring
 from tests.support import vite_client
 from tests.support.cluster import Cluster, app_files, cluster, http
+from tests.support.processes import launcher_pids
 
 pytestmark = pytest.mark.e2e
 
@@ -34,13 +34,6 @@ SMALL = {
     "index.html": '<!doctype html><div id="app"></div><script type="module" src="./main.js"></script>\n',
     "main.js": 'document.getElementById("app").textContent = "hi";\n',
 }
-
-
-def launcher_pids(pattern: str) -> list[int]:
-    out = subprocess.run(
-        ["pgrep", "-f", f"launcher.mjs.*{pattern}"], capture_output=True, text=True
-    ).stdout
-    return [int(p) for p in out.split()]
 
 
 def wait_until(predicate: Callable[[], object], seconds: float, step: float = 0.1) -> float:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ import trio
 
 from previewcore.session_id import mint, parse_secrets
 from tests.support import vite_client
-from tests.support.processes import Proc, Processes, processes
+from tests.support.processes import Proc, Processes, launcher_pids, processes
 from tests.support.ring import SECRET
 from tests.support.upstreams import Response, get
 
@@ -84,13 +83,6 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Proc, int, 
             "node-0", env.data, env.secret, "--max-running", "4", public_url=f"http://{PUBLIC_HOST}"
         )
         yield proc, port, env
-
-
-def launcher_pids(sid: str) -> list[int]:
-    out = subprocess.run(
-        ["pgrep", "-f", f"^[^ ]*node [^ ]*launcher.mjs .*{sid}"], capture_output=True, text=True
-    ).stdout
-    return [int(p) for p in out.split()]
 
 
 async def test_create_then_immediate_get_is_held_until_vite_serves(
@@ -178,6 +170,10 @@ async def test_build_errors_carry_their_line_as_a_browser_sees_them(
     _, port, env = node
     sid = (await create(port))["sessionId"]
     assert (await get(port, f"/preview/{sid}/")).status == 200
+    # The old CSS compiled before the edit lands: Tailwind's plugin stats a file after
+    # reading it, so an edit during that compile is taken for the old one (its race).
+    for path in ("src/main.jsx", "src/index.css"):
+        await get(port, f"/preview/{sid}/{path}", [(b"host", PUBLIC_HOST.encode())])
     files = {
         "src/broken.js": "// one\n// two\nexport const broken = 'unterminated;\n",
         "src/App.jsx": 'import "./broken.js";\n' + app_files()["src/App.jsx"],
@@ -189,11 +185,17 @@ async def test_build_errors_carry_their_line_as_a_browser_sees_them(
     for path in ("src/broken.js", "src/index.css"):  # as a browser loads them
         await get(port, f"/preview/{sid}/{path}", [(b"host", PUBLIC_HOST.encode())])
 
+    last: list[object] = [None]
+
     async def both() -> dict[str, dict[str, Any]] | None:
         errors = {e["file"]: e for e in (await session(port, sid))["errors"]}
+        last[0] = errors
         return errors if {"src/broken.js", "src/index.css"} <= set(errors) else None
 
-    errors = await wait_for(both, 20)
+    try:
+        errors = await wait_for(both, 20)
+    except trio.TooSlowError:
+        raise AssertionError(f"the errors seen last: {last[0]}") from None
     assert errors["src/broken.js"]["line"] == 3, errors
     assert errors["src/index.css"]["line"] == css_line, errors
     for e in errors.values():

@@ -305,3 +305,21 @@ def _wait(
             last = exc
         time.sleep(interval)
     raise TimeoutError(f"{what} not ready after {timeout} s: {last}")
+
+
+def launcher_pids(needle: str) -> list[int]:
+    """PIDs of the Vite launchers whose working directory (their session's workspace,
+    sandboxed or not) contains `needle`: a session ID, or a data dir. The launcher's
+    argv names nothing (its config comes by stdin), so it is found by where it runs."""
+    out = subprocess.run(
+        ["pgrep", "-f", "^[^ ]*node [^ ]*launcher.mjs"], capture_output=True, text=True
+    ).stdout
+    pids = []
+    for pid in out.split():
+        try:
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except OSError:
+            continue
+        if needle in cwd:
+            pids.append(int(pid))
+    return pids

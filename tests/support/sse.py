@@ -1,24 +1,16 @@
-"""A small Server-Sent Events client over http.client, as a generator's backend would read
-`/kontext/preview/{id}/events`: messages, comments (heartbeats) and the stream's end."""
+"""An SSE client over http.client, as a generator's backend reads
+`/kontext/preview/{id}/events`: messages, comments (heartbeats) and the stream's end.
+The parsing is the `preview` client's own (previewclient.sse)."""
 
 from __future__ import annotations
 
 import http.client
-import json
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
+from previewclient.sse import Message, Parser
 
-@dataclass
-class Message:
-    id: str | None = None
-    event: str = "message"
-    data: str = ""
-    comments: list[str] = field(default_factory=list)
-
-    def json(self) -> Any:
-        return json.loads(self.data)
+__all__ = ["EventStream", "Message"]
 
 
 class EventStream:
@@ -29,37 +21,24 @@ class EventStream:
             headers["Last-Event-ID"] = last_event_id
         self.conn.request("GET", path, headers=headers)
         self.response = self.conn.getresponse()
-        self.comments: list[str] = []  # heartbeats seen so far
+        self.parser = Parser()
+
+    @property
+    def comments(self) -> list[str]:
+        return self.parser.comments
 
     def next(self, seconds: float) -> Message | None:
-        """The next message within `seconds` (comments are collected on the way); None
-        when the stream ended."""
+        """The next message within `seconds`; None when the stream ended."""
         assert self.conn.sock is not None
         self.conn.sock.settimeout(seconds)
-        msg = Message()
-        started = False
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             raw = self.response.readline()
             if not raw:
                 return None
-            line = raw.decode().rstrip("\r\n")
-            if not line:
-                if started:
-                    return msg
-                continue
-            if line.startswith(":"):
-                self.comments.append(line[1:].strip())
-                continue
-            started = True
-            name, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if name == "id":
-                msg.id = value
-            elif name == "event":
-                msg.event = value
-            elif name == "data":
-                msg.data = f"{msg.data}\n{value}" if msg.data else value
+            msg = self.parser.feed(raw.decode())
+            if msg is not None:
+                return msg
         raise TimeoutError(f"no complete message within {seconds} s")
 
     def until(self, seconds: float, predicate: Any) -> Message:

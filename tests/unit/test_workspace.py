@@ -290,3 +290,10 @@ def test_file_sizes_count_regular_files_only_and_skip_links_and_node_modules(
     (root / "node_modules" / "big").write_bytes(b"x" * 1000)
     (root / "link").symlink_to("/etc/passwd")
     assert file_sizes(root) == {"a.js": 5, "src/b.css": 1}
+
+
+def test_stylesheets_are_written_before_the_files_that_make_tailwind_recompile() -> None:
+    from previewnode.workspace import write_order
+
+    order = write_order(["src/App.jsx", "src/index.css", "index.html", "src/a.SCSS", "b.js"])
+    assert order == ["src/index.css", "src/a.SCSS", "src/App.jsx", "index.html", "b.js"]
