@@ -25,6 +25,15 @@ class ForbiddenOrigin(PreviewError):
     status, code, default_message = 403, "forbidden_origin", "this origin may not call the API"
 
 
+class InsufficientStorage(PreviewError):
+    """The node's disk is below its watermark (`--min-free-bytes`): refused before
+    anything is written, so a full disk never leaves half a session behind."""
+
+    status = 507
+    code = "insufficient_storage"
+    default_message = "this node is low on disk space"
+
+
 class UnsupportedMediaType(PreviewError):
     status = 415
     code = "unsupported_media_type"

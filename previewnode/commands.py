@@ -18,7 +18,7 @@ import time
 
 import trio
 
-from previewcore.errors import InvalidContent, SessionExists
+from previewcore.errors import InsufficientStorage, InvalidContent, SessionExists
 from previewcore.session_id import (
     Keys,
     is_valid_hashed_id,
@@ -34,10 +34,20 @@ from previewnode.deps import DependencyInstaller, plan
 from previewnode.errors import Draining
 from previewnode.sessions import Record, Session, SessionStore
 from previewnode.supervisor import Supervisor, link_node_modules
-from previewnode.workspace import Limits, apply_update, check_totals, file_sizes, write_tree
+from previewnode.workspace import (
+    Limits,
+    apply_update,
+    check_totals,
+    file_sizes,
+    room_for,
+    write_tree,
+)
 from proxycore.errors import OverCapacity
 
 log = logging.getLogger("preview.sessions")
+
+
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class SessionCommands:
@@ -65,6 +75,14 @@ class SessionCommands:
 
     def full(self) -> bool:
         return len(self.store) >= self.cfg.max_sessions
+
+    def _disk_allows(self, incoming: int) -> None:
+        """Raise InsufficientStorage unless `incoming` more bytes leave the watermark free."""
+        free = shutil.disk_usage(self.cfg.data_dir).free
+        if not room_for(incoming, free, self.cfg.min_free_bytes):
+            raise InsufficientStorage(
+                f"this node keeps {self.cfg.min_free_bytes} bytes free and has {free}"
+            )
 
     def _session_id(self, chosen: str | None, placement: bytes | None, keys: Keys) -> str:
         """A minted ID, or the client's own when the router proves the ring placed it."""
@@ -96,6 +114,7 @@ class SessionCommands:
             body.files, body.packageJson, [], self.limits, own_tooling=self.sandboxed
         )
         check_totals({}, upload.files, [], self.limits)
+        self._disk_allows(sum(map(len, upload.files.values())))
         deps_plan = plan(upload.deps or {}, self.installer.runtime_versions)
         created = time.time()
         record = Record(
@@ -127,6 +146,8 @@ class SessionCommands:
         except OSError as exc:
             if exc.errno == errno.ENOTEMPTY:  # rename onto an existing session
                 raise SessionExists(f"session {sid} exists") from exc
+            if exc.errno in DISK_FULL:  # the staging copy is gone again: nothing registered
+                raise InsufficientStorage("the node's disk filled up during the create") from exc
             raise
         self.supervisor.set_plan(s, deps_plan)
         log.info(
@@ -146,7 +167,13 @@ class SessionCommands:
         )
         sizes = await trio.to_thread.run_sync(file_sizes, s.workspace)
         check_totals(sizes, upload.files, upload.deletes, self.limits)
-        await trio.to_thread.run_sync(apply_update, s.workspace, upload.files, upload.deletes)
+        self._disk_allows(sum(map(len, upload.files.values())))
+        try:
+            await trio.to_thread.run_sync(apply_update, s.workspace, upload.files, upload.deletes)
+        except OSError as exc:
+            if exc.errno in DISK_FULL:
+                raise InsufficientStorage("the node's disk filled up during the update") from exc
+            raise
         wrote, deleted = sorted(upload.files), sorted(upload.deletes)
         s.events.publish("files", {"changed": wrote, "deleted": deleted})
         s.clear_runtime()

@@ -84,6 +84,13 @@ def build_parser() -> EnvParser:
         help="CPUs one dev server may use (cgroup; 0: unthrottled)",
     )
     p.flag(
+        "--min-free-bytes",
+        default=256 * 1024**2,
+        type=int,
+        help="disk watermark: creates, uploads and installs that would leave less free "
+        "on the data dir's disk answer 507 (0: none)",
+    )
+    p.flag(
         "--events-heartbeat",
         default=15.0,
         type=seconds,
@@ -122,7 +129,10 @@ class NodeConfig:
     default_access: str = "public"
     sandbox: str = "auto"  # required | auto | off (previewnode.sandbox)
     session_limits: SessionLimits = field(default_factory=SessionLimits)
-    events_heartbeat: float = 15.0  # seconds of silence on /events before a comment line
+    events_heartbeat: float = 15.0
+    min_free_bytes: int = (
+        256 * 1024**2
+    )  # disk watermark (0: none)  # seconds of silence on /events before a comment line
 
     @property
     def public_host(self) -> str:
@@ -191,6 +201,9 @@ def from_args(a: dict[str, object]) -> NodeConfig:
         default_access=str(a.get("default_access") or "public"),
         sandbox=str(a.get("sandbox") or "auto"),
         events_heartbeat=float(a.get("events_heartbeat") or 15.0),  # type: ignore[arg-type]
+        min_free_bytes=int(
+            a["min_free_bytes"] if a.get("min_free_bytes") is not None else 256 * 1024**2
+        ),  # type: ignore[call-overload]
         session_limits=SessionLimits(
             memory_bytes=int(a.get("session_memory_bytes") or 2 * 1024**3),  # type: ignore[call-overload]
             max_pids=int(a.get("session_max_pids") or 512),  # type: ignore[call-overload]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import os
 import re
 import shutil
@@ -195,6 +196,11 @@ def _check_targets(root: Path, files: Iterable[str]) -> None:
         _check_target(root, rel)
 
 
+def room_for(incoming: int, free: int, min_free: int) -> bool:
+    """Would writing `incoming` bytes keep at least `min_free` free? (0: no watermark)"""
+    return min_free <= 0 or free - incoming >= min_free
+
+
 STYLESHEETS = (".css", ".scss", ".sass", ".less", ".styl", ".pcss", ".postcss")
 
 
@@ -209,20 +215,29 @@ def write_order(paths: Iterable[str]) -> list[str]:
 
 
 def apply_update(root: Path, files: Mapping[str, bytes], deletes: Iterable[str]) -> None:
-    """Replace/add files atomically one by one (temp + rename), in `write_order`, and
-    delete others.
+    """Write every new file beside its target first, then rename them all into place (in
+    `write_order`), then delete others.
 
-    Every target is checked first, so a refused update writes nothing."""
+    Every target is checked first, so a refused update writes nothing; a write that fails
+    (the disk filled up) removes what it wrote, so no update is ever half applied."""
     _check_targets(root, files)
-    for rel in write_order(files):
-        data = files[rel]
-        parent = _safe_parent(root, rel)
-        _check_target(root, rel)  # again: a dev server writes this tree too
-        target = root / rel
-        tmp = parent / f".{target.name}.preview-tmp"
-        if tmp.exists() or tmp.is_symlink():
-            tmp.unlink()
-        _write_new(tmp, data)
+    staged: list[tuple[Path, Path, Path]] = []  # (temp, target, parent)
+    try:
+        for rel in write_order(files):
+            parent = _safe_parent(root, rel)
+            _check_target(root, rel)  # again: a dev server writes this tree too
+            target = root / rel
+            tmp = parent / f".{target.name}.preview-tmp"
+            if tmp.exists() or tmp.is_symlink():
+                tmp.unlink()
+            staged.append((tmp, target, parent))
+            _write_new(tmp, files[rel])
+    except BaseException:
+        for tmp, _, _ in staged:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        raise
+    for tmp, target, parent in staged:
         os.replace(tmp, target)
         _fsync_dir(parent)
     for rel in deletes:

@@ -224,3 +224,14 @@ def test_an_errors_own_headers_are_sent_before_the_framing() -> None:
         b"content-type",
         b"content-length",
     ]
+
+
+def test_a_full_disk_is_507_insufficient_storage_and_the_watermark_decides() -> None:
+    from previewcore.errors import InsufficientStorage
+    from previewnode.workspace import room_for
+
+    err = InsufficientStorage()
+    assert (err.status, err.code, err.close_connection) == (507, "insufficient_storage", False)
+    assert room_for(incoming=10, free=100, min_free=90)
+    assert not room_for(incoming=11, free=100, min_free=90)
+    assert room_for(incoming=10**12, free=0, min_free=0)  # no watermark
