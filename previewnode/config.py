@@ -84,6 +84,12 @@ def build_parser() -> EnvParser:
         help="CPUs one dev server may use (cgroup; 0: unthrottled)",
     )
     p.flag(
+        "--max-cache-bytes",
+        default=4 * 1024**3,
+        type=positive_int,
+        help="installed dependency sets kept for reuse; unused ones go first when over",
+    )
+    p.flag(
         "--min-free-bytes",
         default=256 * 1024**2,
         type=int,
@@ -129,10 +135,9 @@ class NodeConfig:
     default_access: str = "public"
     sandbox: str = "auto"  # required | auto | off (previewnode.sandbox)
     session_limits: SessionLimits = field(default_factory=SessionLimits)
-    events_heartbeat: float = 15.0
-    min_free_bytes: int = (
-        256 * 1024**2
-    )  # disk watermark (0: none)  # seconds of silence on /events before a comment line
+    events_heartbeat: float = 15.0  # seconds of silence on /events before a comment line
+    min_free_bytes: int = 256 * 1024**2  # disk watermark (0: none)
+    max_cache_bytes: int = 4 * 1024**3  # installed dependency sets (cache_gc)
 
     @property
     def public_host(self) -> str:
@@ -201,9 +206,8 @@ def from_args(a: dict[str, object]) -> NodeConfig:
         default_access=str(a.get("default_access") or "public"),
         sandbox=str(a.get("sandbox") or "auto"),
         events_heartbeat=float(a.get("events_heartbeat") or 15.0),  # type: ignore[arg-type]
-        min_free_bytes=int(
-            a["min_free_bytes"] if a.get("min_free_bytes") is not None else 256 * 1024**2
-        ),  # type: ignore[call-overload]
+        min_free_bytes=int(a.get("min_free_bytes", 256 * 1024**2)),  # type: ignore[call-overload]
+        max_cache_bytes=int(a.get("max_cache_bytes", 4 * 1024**3)),  # type: ignore[call-overload]
         session_limits=SessionLimits(
             memory_bytes=int(a.get("session_memory_bytes") or 2 * 1024**3),  # type: ignore[call-overload]
             max_pids=int(a.get("session_max_pids") or 512),  # type: ignore[call-overload]

@@ -28,6 +28,7 @@ import nodesemver
 import trio
 
 from previewcore.errors import InvalidContent
+from previewnode import cache_gc
 
 log = logging.getLogger("preview.deps")
 
@@ -237,3 +238,13 @@ class DependencyInstaller:
         (staging / ".complete").write_text(str(time.time()))
         shutil.rmtree(final, ignore_errors=True)
         os.replace(staging, final)
+        cache_gc.record_install(final)
+
+    def collect(self, in_use: set[str], cap: int) -> list[str]:
+        """Remove the sets no registered session names, as cache_gc decides (blocking)."""
+        deps_dir = self.cache_dir / "deps"
+        victims = cache_gc.choose(cache_gc.scan(deps_dir), in_use, cap, time.time())
+        for key in victims:
+            if not self._locks.get(key, trio.Lock()).locked():  # never one being installed
+                cache_gc.remove(deps_dir, key)
+        return victims

@@ -23,6 +23,10 @@ SANDBOX = Gauge(
     "1 for the mechanism dev servers run in: bwrap, or none (the fixed config, unsandboxed)",
     ["mechanism"],
 )
+CACHE_REMOVED = Counter(
+    "preview_node_dependency_sets_removed_total",
+    "Installed dependency sets removed by the cache collector (unused, or over the cap)",
+)
 LIMITS = Gauge(
     "preview_node_session_limits",
     "1 for how each dev server is bounded: cgroup-v1, cgroup-v2, or rlimit (no memory, "

@@ -167,6 +167,16 @@ class NodeService:
             if self.tokens:
                 self.tokens.reload()
             await self.supervisor.sweep()
+            await self._collect_cache()
+
+    async def _collect_cache(self) -> None:
+        in_use = {s.record.deps_key for s in self.store if not s.removed}
+        removed = await trio.to_thread.run_sync(
+            self.installer.collect, in_use, self.cfg.max_cache_bytes
+        )
+        if removed:
+            metrics.CACHE_REMOVED.inc(len(removed))
+            log.info("dependency sets removed", extra={"keys": removed})
 
     async def _signals(self) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:

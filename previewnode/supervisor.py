@@ -23,7 +23,7 @@ from pathlib import Path
 
 import trio
 
-from previewnode import metrics
+from previewnode import cache_gc, metrics
 from previewnode.config import NodeConfig
 from previewnode.deps import DependencyInstaller, InstallFailed, Plan, plan, requested
 from previewnode.devserver import DevServer, DevServerConfig, DevServerFailed
@@ -319,6 +319,8 @@ class Supervisor:
             metrics.INSTALL_SECONDS.observe(seconds)
         else:
             target = self.installer.node_modules_for(deps)
+        if not deps.uses_runtime:
+            cache_gc.touch(target.parent)  # in use: the collector keeps it longest
         link_node_modules(s.workspace, target)
         return target
 

@@ -465,6 +465,43 @@ async def test_postinstall_never_runs_and_other_deps_are_installed_once(
     assert json.loads(again.body)["status"] == "starting"  # the same set: no second install
 
 
+async def test_dependency_sets_no_session_names_are_collected(tmp_path: Path) -> None:
+    """Reproduced before: every spec made an install that stayed after its session went.
+    Over --max-cache-bytes, sets no registered session names are removed; named ones stay."""
+    env = NodeEnv(tmp_path)
+    with processes(tmp_path) as ps:
+        _, port = await start_node(ps, env, "--max-cache-bytes", "1")
+        made = {}
+        for version in ("7.0.0", "6.0.0"):
+            pkg = {"name": "gen", "dependencies": {"react": "^19.0.0", "is-number": version}}
+            resp = await api(
+                port,
+                "POST",
+                "/kontext/preview?wait=ready",
+                {"files": app_files(), "packageJson": pkg},
+            )
+            assert resp.status == 201, resp.body
+            made[version] = json.loads(resp.body)["sessionId"]
+        deps = env.data / "cache" / "deps"
+
+        async def sets() -> set[str]:
+            return {p.name for p in deps.iterdir() if not p.name.startswith(".")}
+
+        both = await sets()
+        assert len(both) == 2  # over the cap, but each is a live session's
+        await trio.sleep(6)  # a sweep or more: nothing named is taken
+        assert await sets() == both
+        assert (await api(port, "DELETE", f"/kontext/preview/{made['7.0.0']}")).status == 200
+
+        async def one_left() -> set[str] | None:
+            left = await sets()
+            return left if len(left) == 1 else None
+
+        left = await wait_for(one_left, 15, step=0.5)
+        assert left < both
+        assert (await get(port, f"/preview/{made['6.0.0']}/")).status == 200  # its set stayed
+
+
 async def test_max_running_holds_under_a_burst_of_creates(tmp_path: Path) -> None:
     """Each create starts a Vite; the least recently used ones are stopped to stay at the cap."""
     env = NodeEnv(tmp_path)
