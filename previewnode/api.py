@@ -53,6 +53,23 @@ class TokenBody(msgspec.Struct, forbid_unknown_fields=True):
     ttlSeconds: float = 3600.0
 
 
+class CheckBody(msgspec.Struct, forbid_unknown_fields=True):
+    path: str = "/"  # the app's route to load
+    waitMs: int = 1000  # after the page's load event, for late errors
+
+
+def check_path(body: CheckBody) -> str:
+    """The route a check loads, as a path relative to the preview's base; 422 otherwise."""
+    path = body.path
+    if not path.startswith("/") or len(path) > 2000 or any(c in path for c in "\r\n\t\\"):
+        raise InvalidContent("path must be an absolute path of the app, like /about")
+    if ".." in path.split("?")[0].split("/") or "//" in path.split("?")[0]:
+        raise InvalidContent("path must not climb out of the app")
+    if not 0 <= body.waitMs <= 10_000:
+        raise InvalidContent("waitMs must be in [0, 10000]")
+    return path.lstrip("/")
+
+
 @dataclass(frozen=True)
 class Upload:
     """A validated set of files (path -> bytes), the deletions, and what they imply."""

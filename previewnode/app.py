@@ -26,17 +26,20 @@ from previewcore.jsonbody import decode, require_json
 from previewcore.livefile import LiveFile
 from previewcore.session_id import Keys, is_encoded, is_valid_hashed_id, verify
 from previewcore.urls import preview_path
-from previewcore.viewer import cookie_allows
+from previewcore.viewer import COOKIE, cookie_allows, mint_token
 from previewcore.wire import LOAD_HEADER, NODE_PRIVATE, PLACEMENT_HEADER, format_load
 from previewnode import metrics
 from previewnode.api import (
+    CheckBody,
     CreateBody,
     PatchBody,
     TokenBody,
     UpdateBody,
+    check_path,
     files_object,
     session_object,
 )
+from previewnode.check import CheckRequest, HeadlessChecker
 from previewnode.commands import SessionCommands
 from previewnode.config import NodeConfig
 from previewnode.errors import NotHeldHere, SessionGone
@@ -68,8 +71,10 @@ class NodeApp:
         pool: UpstreamPool,
         *,
         metrics_here: bool,
+        checker: HeadlessChecker | None = None,
     ) -> None:
         self.cfg = cfg
+        self.checker = checker
         self.store = store
         self.supervisor = supervisor
         self.commands = commands
@@ -220,6 +225,12 @@ class NodeApp:
         elif api.action == "events":
             await self._events(ex, s)
             return
+        elif api.action == "check":
+            raw = await ex.read_body(cfg.max_body_bytes)
+            check = decode(raw, CheckBody) if raw.strip() else CheckBody()
+            result = await self._check(s, check_path(check), check.waitMs)
+            await self.respond_json(ex, 200, result)
+            return
         elif api.action == "token":
             body = decode(await ex.read_body(cfg.max_body_bytes), TokenBody)
             token, expires_at = commands.viewer_token(s, body, self.keys.value)
@@ -260,6 +271,19 @@ class NodeApp:
                 await log_.wait_after(cursor)
             if waited.cancelled_caught:
                 await ex.client.send(framing.body(HEARTBEAT))
+
+    async def _check(self, s: Session, path: str, wait_ms: int) -> dict[str, object]:
+        """Load the preview in the node's own headless browser, through this node."""
+        if self.checker is None:
+            raise NotFound("the headless check is not enabled on this node (--check-browser)")
+        await self.supervisor.wait_ready(s, self.cfg.hold_seconds)
+        cfg = self.cfg
+        url = f"http://{cfg.preview_host(s.id)}:{cfg.listen[1]}{cfg.dev_server_base(s.id)}{path}"
+        cookie = None
+        if s.record.access == "private":
+            expires = int(min(time.time() + 300, s.record.expires_at))
+            cookie = (COOKIE, mint_token(s.id, expires, self.keys.value))
+        return await self.checker.check(CheckRequest(url, cookie, wait_ms))
 
     async def _list(self, ex: Exchange) -> None:
         sessions = [

@@ -84,6 +84,11 @@ def build_parser() -> EnvParser:
         help="CPUs one dev server may use (cgroup; 0: unthrottled)",
     )
     p.flag(
+        "--check-browser",
+        help="Chromium for POST /kontext/preview/{id}/check (e.g. /usr/bin/chromium; "
+        "needs the playwright package); unset: the check is off",
+    )
+    p.flag(
         "--max-cache-bytes",
         default=4 * 1024**3,
         type=positive_int,
@@ -138,6 +143,7 @@ class NodeConfig:
     events_heartbeat: float = 15.0  # seconds of silence on /events before a comment line
     min_free_bytes: int = 256 * 1024**2  # disk watermark (0: none)
     max_cache_bytes: int = 4 * 1024**3  # installed dependency sets (cache_gc)
+    check_browser: str | None = None  # the headless check's Chromium (previewnode.check)
 
     @property
     def public_host(self) -> str:
@@ -208,6 +214,7 @@ def from_args(a: dict[str, object]) -> NodeConfig:
         events_heartbeat=float(a.get("events_heartbeat") or 15.0),  # type: ignore[arg-type]
         min_free_bytes=int(a.get("min_free_bytes", 256 * 1024**2)),  # type: ignore[call-overload]
         max_cache_bytes=int(a.get("max_cache_bytes", 4 * 1024**3)),  # type: ignore[call-overload]
+        check_browser=str(a["check_browser"]) if a.get("check_browser") else None,
         session_limits=SessionLimits(
             memory_bytes=int(a.get("session_memory_bytes") or 2 * 1024**3),  # type: ignore[call-overload]
             max_pids=int(a.get("session_max_pids") or 512),  # type: ignore[call-overload]

@@ -18,7 +18,16 @@ from proxycore.errors import BadRequest, NotFound
 from proxycore.target import Target, split_target
 
 ApiAction = Literal[
-    "create", "list", "get", "extend", "delete", "put_files", "get_files", "token", "events"
+    "create",
+    "list",
+    "get",
+    "extend",
+    "delete",
+    "put_files",
+    "get_files",
+    "token",
+    "events",
+    "check",
 ]
 
 # (tail after the ID, method) -> action; the tail is None for /kontext/preview/{id}.
@@ -30,6 +39,7 @@ _SESSION_ACTIONS: dict[tuple[str | None, str], ApiAction] = {
     ("files", "GET"): "get_files",
     ("token", "POST"): "token",
     ("events", "GET"): "events",
+    ("check", "POST"): "check",
 }
 
 

@@ -20,6 +20,7 @@ from previewcore.livefile import LiveFile
 from previewcore.session_id import Keys, is_valid_node_name, parse_secrets
 from previewnode import metrics, sandbox
 from previewnode.app import NodeApp
+from previewnode.check import HeadlessChecker
 from previewnode.commands import SessionCommands
 from previewnode.config import NodeConfig
 from previewnode.deps import DependencyInstaller
@@ -82,6 +83,7 @@ class NodeService:
         self.supervisor = Supervisor(cfg, self.store, self.installer, self.sandbox, groups)
         self.commands = SessionCommands(cfg, self.store, self.supervisor, self.installer)
         self.pool = UpstreamPool(cfg.connect_timeout, VITE_POOL_IDLE_SECONDS)
+        self.checker = HeadlessChecker(cfg.check_browser) if cfg.check_browser else None
         self.app = self._node_app(metrics_here=cfg.admin_listen is None)
         limits = ServerLimits(header_timeout=cfg.header_timeout)
         self.server = HTTPServer(self.app, limits, on_finished=self.app.finished)
@@ -110,6 +112,7 @@ class NodeService:
             self.tokens,
             self.pool,
             metrics_here=metrics_here,
+            checker=self.checker,
         )
 
     def _statuses(self) -> dict[str, int]:
@@ -145,6 +148,8 @@ class NodeService:
                 sessions.cancel_scope.cancel()  # stops every Vite (each kills its process group)
             outer.cancel_scope.cancel()
         await self.pool.aclose()
+        if self.checker is not None:
+            await trio.to_thread.run_sync(self.checker.close)
         self.store.close()
         if self.supervisor.groups:
             self.supervisor.groups.close()

@@ -120,7 +120,7 @@ def _route(method: str, target: Target, referer: str | None, ring: Ring, keys: K
             raise NotFound("the session list is only served by each node")
         sid = rest[0]
         tail = rest[1] if len(rest) > 1 else None
-        if tail not in (None, "files", "token", "events"):
+        if tail not in (None, "files", "token", "events", "check"):
             raise NotFound()
         nodes, encoded = session_nodes(sid, ring, keys)
         return Forward(sid, nodes, "api", encoded)
