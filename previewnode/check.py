@@ -28,7 +28,8 @@ from proxycore.errors import OverCapacity
 
 MAX_WAITING = 4
 CHECK_SECONDS = 20.0
-FLAGS = [
+# Headless Chromium in a container: no GPU, no background traffic, no /dev/shm reliance.
+CHROMIUM_FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
     "--disable-quic",
@@ -37,8 +38,8 @@ FLAGS = [
     "--disable-component-update",
     "--disable-sync",
     "--disable-dev-shm-usage",
-    "--host-resolver-rules=MAP * 127.0.0.1",  # no name leaves the node
 ]
+FLAGS = [*CHROMIUM_FLAGS, "--host-resolver-rules=MAP * 127.0.0.1"]  # no name leaves the node
 
 
 @dataclass(frozen=True)

@@ -692,7 +692,7 @@ function previewClient(root) {
       handler: () => [
         {
           tag: "script",
-          attrs: { type: "module", src: `${base}@id/__x00__preview-client` },
+          attrs: { type: "module", src: "/@id/__x00__preview-client" }, // Vite adds the base
           injectTo: "head-prepend",
         },
       ],

@@ -11,7 +11,6 @@ import json
 import os
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import pytest
 
 from previewnode.limits import discover, parse_self_cgroup
 from tests.support.cluster import app_files, http
-from tests.support.processes import Proc, Processes, processes
+from tests.support.processes import Proc, Processes, poll_until, processes
 from tests.support.ring import SECRET
 
 pytestmark = [
@@ -62,14 +61,6 @@ import react from "@vitejs/plugin-react";
 for (let i = 0; i < 2; i++) new Worker("for (;;) {}", { eval: true }).unref();
 export default { plugins: [react()] };
 """
-
-
-def wait_until(probe: Callable[[], Any], seconds: float) -> Any:
-    deadline = time.monotonic() + seconds
-    while not (value := probe()):
-        assert time.monotonic() < deadline, f"not within {seconds} s"
-        time.sleep(0.2)
-    return value
 
 
 def serves(url: str) -> bool:
@@ -133,7 +124,7 @@ def test_a_memory_hog_costs_only_its_own_session(tmp_path: Path) -> None:
             return seen if seen["status"] in ("failed", "idle") or seen.get("error") else None
 
         # killed inside its group, never ready; the node and the others go on
-        status = wait_until(stopped, 60)
+        status = poll_until(stopped, 60)
         assert status["status"] != "ready", status
         assert "exited with status 137" in node.log.read_text()  # SIGKILL: the OOM killer
         assert http("GET", f"{base}/healthz").status == 200

@@ -13,6 +13,7 @@ import pytest
 from playwright.sync_api import Browser
 
 from tests.support.cluster import cluster, http
+from tests.support.processes import poll_until
 
 pytestmark = pytest.mark.e2e
 
@@ -43,14 +44,6 @@ FILES = {
 }
 
 
-def wait_until(probe: Any, seconds: float) -> Any:
-    deadline = time.monotonic() + seconds
-    while not (value := probe()):
-        assert time.monotonic() < deadline, f"not within {seconds} s"
-        time.sleep(0.1)
-    return value
-
-
 def test_runtime_errors_are_reported_with_their_place_and_cleared(
     browser: Browser, tmp_path: Path
 ) -> None:
@@ -69,7 +62,7 @@ def test_runtime_errors_are_reported_with_their_place_and_cleared(
                 kinds = {e["kind"] for e in seen}
                 return seen if {"error", "console.error"} <= kinds else None
 
-            seen = {e["kind"]: e for e in wait_until(both, 5)}
+            seen = {e["kind"]: e for e in poll_until(both, 5)}
             print(f"page load -> both reported: {(time.monotonic() - t) * 1000:.0f} ms")
         finally:
             page.close()

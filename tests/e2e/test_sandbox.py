@@ -13,17 +13,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.support.cluster import app_files, http
-from tests.support.processes import processes
+from tests.support.processes import poll_until, processes
 from tests.support.ring import SECRET
 
 pytestmark = pytest.mark.e2e
@@ -189,16 +186,8 @@ def test_an_edit_the_file_watcher_misses_still_reaches_vite(tmp_path: Path) -> N
         assert get_status(f"{base}/preview/{s['sessionId']}/src/App.jsx") == 200
         broken = "export default function App() {\n  return <div>\n}\n"
         assert http("PUT", f"{api}/files", {"files": {"src/App.jsx": broken}}).status == 200
-        errors = wait_until(lambda: http("GET", api).json()["errors"], 20)
+        errors = poll_until(lambda: http("GET", api).json()["errors"], 20)
         assert errors[0]["file"] == "src/App.jsx" and errors[0]["line"] >= 2, errors
         fixed = {"files": {"src/App.jsx": app_files()["src/App.jsx"]}}
         assert http("PUT", f"{api}/files", fixed).status == 200
-        wait_until(lambda: not http("GET", api).json()["errors"], 20)
-
-
-def wait_until(probe: Callable[[], Any], seconds: float) -> Any:
-    deadline = time.monotonic() + seconds
-    while not (value := probe()):
-        assert time.monotonic() < deadline, f"not within {seconds} s"
-        time.sleep(0.1)
-    return value
+        poll_until(lambda: not http("GET", api).json()["errors"], 20)

@@ -8,17 +8,10 @@ from typing import Any
 
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from previewnode.check import CHROMIUM_FLAGS
+
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
+FLAGS = CHROMIUM_FLAGS
 
 
 class Watched:

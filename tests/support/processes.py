@@ -29,10 +29,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from signal import SIG_DFL, SIG_IGN, SIGINT, SIGKILL, SIGTERM
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 HOST = "127.0.0.1"
+
+T = TypeVar("T")
 
 
 class Exited(RuntimeError):
@@ -323,3 +325,12 @@ def launcher_pids(needle: str) -> list[int]:
         if needle in cwd:
             pids.append(int(pid))
     return pids
+
+
+def poll_until(probe: Callable[[], T], seconds: float, step: float = 0.1) -> T:
+    """`probe()`'s first truthy value within `seconds` (an AssertionError after)."""
+    deadline = time.monotonic() + seconds
+    while not (value := probe()):
+        assert time.monotonic() < deadline, f"not within {seconds} s"
+        time.sleep(step)
+    return value
