@@ -34,6 +34,7 @@ V1_REQUIRED = ("memory", "pids")
 V1_OPTIONAL = ("cpu",)
 CPU_PERIOD_US = 100_000
 GROUP_PREFIX = "preview-node-"
+LEAF = "preview-node-leaf"  # v2: where a container's own processes move (see Hierarchy)
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,10 @@ class Hierarchy:
     version: Literal[1, 2]
     parents: dict[str, Path]
     delegated: frozenset[str] = frozenset()  # v2: the controllers the subtree passes on
+    # v2, a container's own group (processes in it, controllers not yet enabled): where
+    # those processes move so the group may enable controllers for its children (cgroup
+    # v2 allows that only in a group with no processes of its own).
+    leaf: Path | None = None
 
     @property
     def name(self) -> str:
@@ -132,10 +137,16 @@ def discover(
     tag = f"{GROUP_PREFIX}{os.getpid()}"
     if (root / "cgroup.controllers").exists():  # cgroup v2 mounted at the root
         base = root / own.get("", "/").lstrip("/")
-        enabled = _words(base / "cgroup.subtree_control")
-        if not {"memory", "pids"} <= enabled or not os.access(base, os.W_OK):
+        if not os.access(base, os.W_OK):
             return None
-        return Hierarchy(2, {"": base / tag}, frozenset(enabled & {"memory", "pids", "cpu"}))
+        wanted = {"memory", "pids", "cpu"}
+        enabled = _words(base / "cgroup.subtree_control")
+        if {"memory", "pids"} <= enabled:  # delegated with the controllers on
+            return Hierarchy(2, {"": base / tag}, frozenset(enabled & wanted))
+        available = _words(base / "cgroup.controllers")
+        if {"memory", "pids"} <= available:  # ours to enable, once our processes move out
+            return Hierarchy(2, {"": base / tag}, frozenset(available & wanted), base / LEAF)
+        return None
     parents: dict[str, Path] = {}
     for controller in (*V1_REQUIRED, *V1_OPTIONAL):
         base = root / controller / own.get(controller, "/").lstrip("/")
@@ -164,6 +175,8 @@ class Groups:
         self.limits = limits
         self._settings = settings(hierarchy.version, limits)
         self.remove_stale()
+        if hierarchy.leaf is not None:
+            _empty_into_leaf(hierarchy.leaf, hierarchy.delegated)
         for parent in hierarchy.parents.values():
             parent.mkdir(exist_ok=True)
             if hierarchy.version == 2:
@@ -224,11 +237,29 @@ class Groups:
         """Empty groups of earlier nodes (a node killed with -9 leaves them behind)."""
         for parent in self.hierarchy.parents.values():
             for other in parent.parent.glob(f"{GROUP_PREFIX}*"):
-                if other == parent or _alive(other.name.removeprefix(GROUP_PREFIX)):
+                if other in (parent, parent.parent / LEAF):
+                    continue
+                if _alive(other.name.removeprefix(GROUP_PREFIX)):
                     continue
                 for child in (*(c for c in other.iterdir() if c.is_dir()), other):
                     with contextlib.suppress(OSError):
                         child.rmdir()
+
+
+def _empty_into_leaf(leaf: Path, controllers: frozenset[str]) -> None:
+    """Move every process of the leaf's parent group (the node, and the container's init)
+    into the leaf, then enable `controllers` for the parent's children."""
+    base = leaf.parent
+    leaf.mkdir(exist_ok=True)
+    for pid in _pids(base):
+        with contextlib.suppress(ProcessLookupError):
+            try:
+                (leaf / "cgroup.procs").write_text(str(pid))
+            except OSError as exc:
+                if exc.errno != errno.ESRCH:  # gone meanwhile: nothing to move
+                    raise
+    enable = " ".join(f"+{c}" for c in ("memory", "pids", "cpu") if c in controllers)
+    (base / "cgroup.subtree_control").write_text(enable)
 
 
 def _pids(group: Path) -> list[int]:

@@ -161,3 +161,36 @@ def test_v2_needs_a_delegated_subtree(tmp_path: Path) -> None:
     assert parent.parent == tmp_path / "pod" and not parent.exists()  # discovery only reads
     Groups(hierarchy, LIMITS)
     assert (parent / "cgroup.subtree_control").read_text() == "+memory +pids +cpu"
+
+
+def test_v2_in_a_container_moves_its_processes_to_a_leaf_then_enables_controllers(
+    tmp_path: Path,
+) -> None:
+    """A pod's own group holds the node (and init) and enables nothing: cgroup v2 lets a
+    group enable controllers for children only with no processes of its own."""
+    (tmp_path / "cgroup.controllers").write_text("cpu memory pids\n")
+    pod = tmp_path / "pod"
+    pod.mkdir()
+    (pod / "cgroup.controllers").write_text("cpu io memory pids\n")
+    (pod / "cgroup.subtree_control").write_text("\n")
+    (pod / "cgroup.procs").write_text("1\n4242\n")
+    self_cgroup = tmp_path / "self"
+    self_cgroup.write_text("0::/pod\n")
+    hierarchy = discover(tmp_path, self_cgroup)
+    assert hierarchy is not None and hierarchy.leaf == pod / "preview-node-leaf"
+    assert not hierarchy.leaf.exists()  # discovery only reads
+    moved: list[str] = []
+    leaf_procs = hierarchy.leaf / "cgroup.procs"
+    real_write = Path.write_text
+
+    def recording(self: Path, data: str, *args: object, **kw: object) -> int:
+        if self == leaf_procs:
+            moved.append(data)
+        return real_write(self, data)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Path, "write_text", recording)
+        Groups(hierarchy, LIMITS)
+    assert moved == ["1", "4242"]  # every process of the pod's group, one write each
+    assert (pod / "cgroup.subtree_control").read_text() == "+memory +pids +cpu"
+    assert (hierarchy.parents[""] / "cgroup.subtree_control").read_text() == ("+memory +pids +cpu")
