@@ -40,6 +40,7 @@ FILES = {
         "  const kind = badge.type;\n"
         '  console.error("careful", kind);\n'
         "}\n"
+        "if (import.meta.hot) import.meta.hot.accept();\n"  # updates apply in place
     ),
 }
 
@@ -76,3 +77,38 @@ def test_runtime_errors_are_reported_with_their_place_and_cleared(
         put = http("PUT", f"{api}/{s['sessionId']}/files", {"files": {"notes.txt": "x"}})
         assert put.status == 200
         assert http("GET", f"{api}/{s['sessionId']}").json()["runtimeErrors"] == []
+
+
+def test_a_framing_generator_ui_hears_routes_errors_and_updates(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """The documented postMessage shapes, {source: "kontext-preview", type, ...}, as the
+    parent page of an iframe receives them."""
+    with cluster(tmp_path, nodes=1, node_args=SUBDOMAIN, router_args=SUBDOMAIN) as c:
+        api = f"http://127.0.0.1:{c.public_port}/kontext/preview"
+        s = http("POST", f"{api}?wait=ready", {"files": FILES}).json()
+        page = browser.new_page()
+        try:
+            page.set_content(
+                "<script>window.__msgs = []; addEventListener('message', (e) =>"
+                " e.data && e.data.source === 'kontext-preview' && __msgs.push(e.data));"
+                f'</script><iframe src="{s["previewUrl"]}"></iframe>'
+            )
+
+            def types() -> set[str]:
+                return {m["type"] for m in page.evaluate("window.__msgs")}
+
+            poll_until(lambda: {"route", "error"} <= types(), 10)
+            edit = FILES["src/warn.jsx"].replace("careful", "still careful")
+            put = http("PUT", f"{api}/{s['sessionId']}/files", {"files": {"src/warn.jsx": edit}})
+            assert put.status == 200
+            poll_until(lambda: "update-applied" in types(), 10)
+            msgs = page.evaluate("window.__msgs")
+        finally:
+            page.close()
+        route = next(m for m in msgs if m["type"] == "route")
+        assert route["path"] == "/"
+        errors = [m for m in msgs if m["type"] == "error"]
+        assert any(m["kind"] == "error" and "boom after render" in m["message"] for m in errors)
+        applied = next(m for m in msgs if m["type"] == "update-applied")
+        assert any(p.endswith("src/warn.jsx") for p in applied["paths"]), applied
