@@ -603,7 +603,12 @@ const CLIENT_RESOLVED = "\0preview-client";
 const FRAME = /((?:https?:\/\/[^\s/()]+)?\/[^\s()]*?):(\d+):(\d+)/g;
 
 function previewClient(root) {
-  const source = fs.readFileSync(new URL("./preview-client.js", import.meta.url), "utf8");
+  // Served without its comment lines: every preview page loads it.
+  const source = fs
+    .readFileSync(new URL("./preview-client.js", import.meta.url), "utf8")
+    .split("\n")
+    .filter((line) => !/^\s*\/\//.test(line))
+    .join("\n");
   let base = "/";
   let server = null;
   const maps = new WeakMap(); // transform result -> TraceMap

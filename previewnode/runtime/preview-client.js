@@ -9,6 +9,7 @@
 //   "route" {path}, "update-applied" {paths}.
 // Bounded: at most 20 reports in any 10 s, each message cut at 2,000 characters.
 
+performance.mark("preview-client:start");
 const hot = import.meta.hot;
 const MAX_TEXT = 2000;
 const WINDOW_MS = 10000;
@@ -86,3 +87,5 @@ hot?.on("vite:afterUpdate", (payload) => {
   hot.send("preview:report", { kind: "update-applied", paths });
   toParent({ type: "update-applied", paths });
 });
+
+performance.measure("preview-client", "preview-client:start");
