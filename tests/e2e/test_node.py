@@ -203,6 +203,24 @@ async def test_build_errors_carry_their_line_as_a_browser_sees_them(
         assert e["column"] >= 1 and str(env.data) not in e["message"], e
 
 
+async def test_an_unresolved_import_reports_its_importer_and_line(
+    node: tuple[Proc, int, NodeEnv],
+) -> None:
+    _, port, _ = node
+    sid = (await create(port))["sessionId"]
+    assert (await get(port, f"/preview/{sid}/")).status == 200
+    app = app_files()["src/App.jsx"]
+    edit = {"src/App.jsx": '\n\nimport Missing from "./components/Missing";\n' + app}
+    assert (await api(port, "PUT", f"/kontext/preview/{sid}/files", {"files": edit})).status == 200
+
+    async def found() -> list[dict[str, Any]]:
+        return [e for e in (await session(port, sid))["errors"] if e["file"] == "src/App.jsx"]
+
+    (error,) = await wait_for(found, 20)
+    assert error["line"] == 3 and error["column"] >= 1, error
+    assert "./components/Missing" in error["message"], error
+
+
 @pytest.mark.parametrize(
     "path",
     [
