@@ -4,7 +4,7 @@ A router and a node on 127.0.0.1 (subdomain mode on `localhost`, as `scripts/run
 One session; its `/events` stream read through the router. `--edits` PUTs alternate a
 broken and a fixed `src/App.jsx`; each is timed from the PUT's start to the `errors`
 event that sets or clears the error (the build error a generator acts on). Then the page
-client (`virtual:preview-client`): its size raw and gzipped, and in headless Chromium,
+client (`/@id/__x00__preview-client`): its size raw and gzipped, and in headless Chromium,
 `--loads` page loads, the time the client's own code runs on a page load (its performance.measure).
 Prints a table and writes `bench/results/feedback-<ts>.json`. Bounded in count and time.
 

@@ -21,6 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from previewnode.workspace import file_sizes
+
 UNUSED_SECONDS = 3600.0
 SIZE_FILE = ".size"
 USED_FILE = ".last-used"
@@ -49,14 +51,7 @@ def choose(sets: Iterable[CacheSet], in_use: set[str], cap: int, now: float) -> 
 
 def tree_bytes(root: Path) -> int:
     """Bytes of the regular files under `root`, never following symlinks."""
-    total = 0
-    for dirpath, _, filenames in os.walk(root):
-        for name in filenames:
-            with contextlib.suppress(OSError):
-                st = os.lstat(os.path.join(dirpath, name))
-                if not os.path.islink(os.path.join(dirpath, name)):
-                    total += st.st_size
-    return total
+    return sum(file_sizes(root, skip=frozenset()).values())
 
 
 def record_install(set_dir: Path) -> None:

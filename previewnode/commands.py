@@ -38,8 +38,8 @@ from previewnode.workspace import (
     Limits,
     apply_update,
     check_totals,
+    disk_refusal,
     file_sizes,
-    room_for,
     write_tree,
 )
 from proxycore.errors import OverCapacity
@@ -78,11 +78,9 @@ class SessionCommands:
 
     def _disk_allows(self, incoming: int) -> None:
         """Raise InsufficientStorage unless `incoming` more bytes leave the watermark free."""
-        free = shutil.disk_usage(self.cfg.data_dir).free
-        if not room_for(incoming, free, self.cfg.min_free_bytes):
-            raise InsufficientStorage(
-                f"this node keeps {self.cfg.min_free_bytes} bytes free and has {free}"
-            )
+        refusal = disk_refusal(self.cfg.data_dir, incoming, self.cfg.min_free_bytes)
+        if refusal is not None:
+            raise InsufficientStorage(refusal)
 
     def _session_id(self, chosen: str | None, placement: bytes | None, keys: Keys) -> str:
         """A minted ID, or the client's own when the router proves the ring placed it."""

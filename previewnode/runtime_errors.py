@@ -41,14 +41,12 @@ class RuntimeErrors:
     def __init__(self) -> None:
         self._entries: dict[tuple[str, str, str | None, int, int], Seen] = {}
         self._recent: deque[float] = deque()
-        self.dropped = 0
 
     def add(self, report: RuntimeReport, now: float) -> bool:
         """Record one report; False when it was dropped by the rate limit."""
         while self._recent and now - self._recent[0] >= RATE_WINDOW:
             self._recent.popleft()
         if len(self._recent) >= RATE_MAX:
-            self.dropped += 1
             return False
         self._recent.append(now)
         key = (report.kind, report.message, report.file, report.line, report.column)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from previewnode.errors import NotHeldHere, SessionFailed, SessionGone, Starting
 from previewnode.lifecycle import Event, Status
 from previewnode.limits import Groups, ulimit_args
 from previewnode.sessions import Session, SessionStore
-from previewnode.workspace import room_for
+from previewnode.workspace import disk_refusal
 from proxycore.errors import OverCapacity, PreviewError
 from proxycore.upstream import Address
 
@@ -300,12 +299,9 @@ class Supervisor:
     async def _dependencies(self, s: Session) -> Path:
         deps = self.plan_for(s)
         if not self.installer.is_ready(deps):
-            free = shutil.disk_usage(self.cfg.data_dir).free
-            if not room_for(0, free, self.cfg.min_free_bytes):
-                raise InstallFailed(
-                    f"not installed: the node keeps {self.cfg.min_free_bytes} bytes of disk "
-                    f"free and has {free} (507 insufficient_storage for new uploads)"
-                )
+            refusal = disk_refusal(self.cfg.data_dir, 0, self.cfg.min_free_bytes)
+            if refusal is not None:
+                raise InstallFailed(f"not installed: {refusal}")
             t = time.monotonic()
             s.events.publish("install", {"phase": "started"})
             try:

@@ -201,6 +201,17 @@ def room_for(incoming: int, free: int, min_free: int) -> bool:
     return min_free <= 0 or free - incoming >= min_free
 
 
+def disk_refusal(data_dir: Path, incoming: int, min_free: int) -> str | None:
+    """Why writing `incoming` more bytes under `data_dir` would go below the watermark
+    `min_free` (CONTRACT's 507), or None when it would not."""
+    if min_free <= 0:
+        return None
+    free = shutil.disk_usage(data_dir).free
+    if room_for(incoming, free, min_free):
+        return None
+    return f"this node keeps {min_free} bytes of disk free and has {free}"
+
+
 STYLESHEETS = (".css", ".scss", ".sass", ".less", ".styl", ".pcss", ".postcss")
 
 

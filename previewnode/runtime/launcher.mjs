@@ -8,7 +8,8 @@
 // with the platform's settings merged last; the sandbox is the guard. Unsandboxed, this
 // launcher never loads a config file from the workspace (vite.config.*, postcss.config.*,
 // tailwind.config.*), reads tsconfig/jsconfig `paths` as JSON data only, and serves
-// nothing outside the workspace and its dependency tree. stdout carries only JSON lines for the supervisor (previewnode/devserver.py):
+// nothing outside the workspace and its dependency tree. stdout carries only JSON lines
+// for the supervisor (previewnode/devserver.py):
 //   {"event":"ready","port":N}
 //   {"event":"errors","errors":[{"file","line","column","message"}]}
 //   {"event":"hmr","type":"update"|"full-reload"|"applied","paths":["src/App.jsx"]}
@@ -44,6 +45,16 @@ function emit(message) {
   writeOut(`${JSON.stringify(message)}\n`);
 }
 
+// A file's identity and content stamp (null: not a regular file, or gone): what tells a
+// later state of a path from an earlier one, an atomic replace included.
+function fileState(abs) {
+  try {
+    const st = fs.statSync(abs);
+    return st.isFile() ? `${st.ino}:${st.mtimeMs}:${st.size}` : null;
+  } catch {
+    return null;
+  }
+}
 
 const stderrLogger = (() => {
   const warned = new Set();
@@ -413,19 +424,11 @@ function errorTracker(root) {
   // broken stylesheet again (any source edit triggers that) "succeeds" with the old CSS:
   // a stylesheet's error stays until the stylesheet itself changes.
   const seenIn = new Map();
-  const state = (abs) => {
-    try {
-      const st = fs.statSync(abs);
-      return `${st.ino}:${st.mtimeMs}:${st.size}`;
-    } catch {
-      return null;
-    }
-  };
   let structural = true; // the current batch added or deleted files (true: no batch yet)
   let checked = new Set(); // what the current batch has checked
   const record = (e) => {
     errors.set(e.file, e);
-    seenIn.set(e.file, state(path.join(root, e.file)));
+    seenIn.set(e.file, fileState(path.join(root, e.file)));
   };
 
   // Transform one workspace module the way a browser request would; a module that was
@@ -435,7 +438,7 @@ function errorTracker(root) {
     if (checked.has(rel)) return; // once per batch: a second transform may "succeed"
     checked.add(rel);
     const sticky = !structural || /\.(css|scss|sass|less|styl|pcss|postcss)$/i.test(rel);
-    if (sticky && errors.has(rel) && seenIn.get(rel) === state(abs)) return;
+    if (sticky && errors.has(rel) && seenIn.get(rel) === fileState(abs)) return;
     if (!isModuleFile(abs)) {
       // A deleted file has no errors of its own (its importers are checked instead);
       // html and tailwind's watched globs are graph nodes but not modules.
@@ -598,8 +601,7 @@ function errorTracker(root) {
 // are in the transformed modules browsers ran: mapped here through each module's source
 // map to the uploaded file, line and column, and the stack rewritten the same way, so
 // a generator sees `src/main.js:7:11` and never a dev-server URL.
-const CLIENT_ID = "virtual:preview-client";
-const CLIENT_RESOLVED = "\0preview-client";
+const CLIENT_ID = "\0preview-client"; // served as /@id/__x00__preview-client
 const FRAME = /((?:https?:\/\/[^\s/()]+)?\/[^\s()]*?):(\d+):(\d+)/g;
 
 function previewClient(root) {
@@ -660,7 +662,9 @@ function previewClient(root) {
   const onReport = (data) => {
     if (!data || typeof data !== "object") return;
     if (data.kind === "update-applied") {
-      const paths = Array.isArray(data.paths) ? data.paths.map((p) => relative(p) ?? String(p)) : [];
+      const paths = Array.isArray(data.paths)
+        ? data.paths.map((p) => workspacePath(root, String(p ?? "")) ?? String(p))
+        : [];
       emit({ event: "hmr", type: "applied", paths: paths.slice(0, 100) });
       return;
     }
@@ -675,8 +679,6 @@ function previewClient(root) {
       stack: withoutRoot(root, text).slice(0, 4000),
     });
   };
-  const relative = (p) => workspacePath(root, String(p ?? ""));
-
   return {
     name: "preview:client",
     configResolved(config) {
@@ -686,11 +688,8 @@ function previewClient(root) {
       server = s; // again after a restart
       s.environments.client.hot.on("preview:report", onReport);
     },
-    resolveId(id) {
-      return id === CLIENT_ID ? CLIENT_RESOLVED : undefined;
-    },
     load(id) {
-      return id === CLIENT_RESOLVED ? source : undefined;
+      return id === CLIENT_ID ? source : undefined;
     },
     transformIndexHtml: {
       order: "pre",
@@ -717,15 +716,7 @@ function previewClient(root) {
 const NOTICE_GRACE_MS = 500;
 
 function changeNotices(server, root, lines) {
-  const seen = new Map(); // absolute path -> stamp of the last state the watcher reported
-  const stamp = (abs) => {
-    try {
-      const st = fs.statSync(abs);
-      return st.isFile() ? `${st.ino}:${st.mtimeMs}:${st.size}` : null;
-    } catch {
-      return null;
-    }
-  };
+  const seen = new Map(); // absolute path -> the last state of it the watcher reported
   let hooked = null;
   const watcher = () => {
     // A restart (the app's config changed) brings a new watcher: listen to it too.
@@ -735,7 +726,7 @@ function changeNotices(server, root, lines) {
       w.on("all", (event, file) => {
         if (event === "add" || event === "change" || event === "unlink") {
           const abs = path.resolve(file);
-          seen.set(abs, stamp(abs));
+          seen.set(abs, fileState(abs));
         }
       });
     }
@@ -751,7 +742,7 @@ function changeNotices(server, root, lines) {
       if (typeof rel !== "string") continue;
       const abs = path.resolve(root, rel);
       if (!inside(root, abs) || abs === root) continue;
-      const now = stamp(abs);
+      const now = fileState(abs);
       if (seen.has(abs) && seen.get(abs) === now) continue; // the watcher saw this state
       const event = now !== null ? (known(abs) ? "change" : "add") : known(abs) ? "unlink" : null;
       seen.set(abs, now);

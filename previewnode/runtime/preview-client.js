@@ -1,6 +1,6 @@
 // The preview platform's page client, added to every preview's HTML by the launcher
-// (virtual:preview-client). Framework-agnostic, no dependencies, loaded before the app's
-// own modules. It tells two listeners what a human would see:
+// (the module /@id/__x00__preview-client). Framework-agnostic, no dependencies, loaded
+// before the app's own modules. It tells two listeners what a human would see:
 // - the node, over Vite's own HMR socket (event "preview:report"): uncaught errors,
 //   unhandled rejections, console.error/console.warn, and HMR updates applied. The
 //   launcher maps positions back to the uploaded files through the modules' source maps;
