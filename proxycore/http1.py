@@ -7,7 +7,8 @@ still parsed strictly: anything malformed raises `ProtocolError` (the proxy's 50
 
 Framing follows RFC 9112 §6.3: no body for HEAD, 1xx, 204 and 304; `chunked` when it
 is the final transfer coding; else `Content-Length`; else until the peer closes (the
-connection is then not reused). One small reader per framing, as in h11's `_readers.py`.
+connection is then not reused). One small reader per framing, as in h11's `_readers.py`;
+`LengthBody` and `ChunkedBody` read request bodies from clients too.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ class _Done:
 _DONE = _Done()
 
 
-class _LengthBody:
+class LengthBody:
     """`Content-Length: n`: exactly n bytes."""
 
     __slots__ = ("left",)
@@ -159,7 +160,7 @@ class _UntilClose:
         return End([]) if eof else NEED_DATA
 
 
-class _ChunkedBody:
+class ChunkedBody:
     """`Transfer-Encoding: chunked`: size lines, data and its CRLF, then trailers."""
 
     __slots__ = ("_left", "_step", "finished")
@@ -231,7 +232,7 @@ class _ChunkedBody:
         return End(trailers)
 
 
-Body = _Done | _LengthBody | _UntilClose | _ChunkedBody
+Body = _Done | LengthBody | _UntilClose | ChunkedBody
 
 
 class ResponseReader:
@@ -309,7 +310,7 @@ class ResponseReader:
         ]
         if codings:
             if codings[-1] == b"chunked":
-                return _ChunkedBody()
+                return ChunkedBody()
             self.keep_alive = False
             return _UntilClose()
         lengths = {v for k, v in head.headers if k == b"content-length"}
@@ -321,7 +322,7 @@ class ResponseReader:
         value = next(iter(lengths))
         if not value.isdigit() or len(value) > 18:
             raise ProtocolError("invalid Content-Length")
-        return _LengthBody(int(value)) if int(value) else _DONE
+        return LengthBody(int(value)) if int(value) else _DONE
 
     def reusable(self) -> bool:
         """The last response ended cleanly and the peer keeps the connection."""

@@ -1,8 +1,8 @@
 """The listener and the per-connection HTTP/1.1 loop, shared by router and node.
 
-One `ClientConnection` per accepted socket. It owns the read buffer between
-requests, so every request head (pipelined ones too) goes through
-`headscan.scan_head` before a fresh h11 connection parses it, and it owns the
+One `ClientConnection` per accepted socket. It owns the read buffer, so every
+request head (pipelined ones too) is parsed by `headscan.scan_head` and every body
+read by `http1`'s strict framing readers from the same bytes, and it owns the
 header deadline. What happens to a parsed request is the `Handler`'s business;
 errors raised from it are answered here, once, via `errors.status_for`, and every
 finished exchange (answered, failed or abandoned) is reported once to the server's
@@ -22,11 +22,9 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-import h11
 import trio
 
 from proxycore.errors import (
-    BadRequest,
     MalformedHTTP,
     NotFound,
     OverCapacity,
@@ -38,9 +36,17 @@ from proxycore.errors import (
 )
 from proxycore.errors import reason as http_reason
 from proxycore.headers import Headers, get, is_websocket_upgrade, request_id
-from proxycore.headscan import MAX_HEAD, HeadInfo, find_head_end, scan_head
-from proxycore.http1 import serialize_response_head
+from proxycore.headscan import HeadInfo, find_head_end, scan_head
+from proxycore.http1 import (
+    NEED_DATA,
+    ChunkedBody,
+    End,
+    LengthBody,
+    ProtocolError,
+    serialize_response_head,
+)
 from proxycore.response import Framing, client_keeps_alive, frame_response
+from proxycore.sockio import Socket
 
 log = logging.getLogger("preview.http")
 READ_CHUNK = 64 * 1024
@@ -67,10 +73,10 @@ class Exchange:
     """One request on a client connection: its head, its body, and the response to it."""
 
     __slots__ = (
+        "_body",
         "_body_done",
         "_continue_sent",
         "client",
-        "conn",
         "extra_headers",
         "headers",
         "http_version",
@@ -89,16 +95,12 @@ class Exchange:
         "upstream",
     )
 
-    def __init__(
-        self, client: ClientConnection, conn: h11.Connection, req: h11.Request, info: HeadInfo
-    ) -> None:
+    def __init__(self, client: ClientConnection, info: HeadInfo) -> None:
         self.client = client
-        self.conn = conn
-        self.method: bytes = req.method
-        self.target: bytes = req.target
-        self.headers: Headers = [(name.lower(), value) for name, value in req.headers.raw_items()]
-        self.http_version: bytes = req.http_version
-        # h11 parses the request side only; the response side is ours (`proxycore.response`).
+        self.method: bytes = info.method
+        self.target: bytes = info.target
+        self.headers: Headers = info.headers
+        self.http_version: bytes = info.http_version
         self.keep_alive = client_keeps_alive(self.http_version, self.headers)
         self.response_done = False
         self._continue_sent = False
@@ -115,11 +117,11 @@ class Exchange:
         self.upstream = ""
         self.started_at = time.perf_counter()
         self._body_done = info.content_length in (None, 0) and not info.chunked
-        if self._body_done:
-            # Move h11's request side to DONE now: no body means nothing to wait for.
-            end = conn.next_event()
-            if not isinstance(end, h11.EndOfMessage):
-                raise MalformedHTTP("unexpected data after a bodiless request")
+        self._body: LengthBody | ChunkedBody | None = None
+        if info.chunked:
+            self._body = ChunkedBody()
+        elif not self._body_done:
+            self._body = LengthBody(info.content_length or 0)
 
     @property
     def has_body(self) -> bool:
@@ -130,22 +132,30 @@ class Exchange:
 
     async def body_chunks(self) -> AsyncIterator[bytes | Headers]:
         """The body in chunks of at most 64 KiB, then a `Headers` list if there are trailers."""
-        if self._body_done:
+        if self._body_done or self._body is None:
             return
-        if self.conn.client_is_waiting_for_100_continue and not self._continue_sent:
+        if self.info.expects_continue and not self._continue_sent:
             self._continue_sent = True
             await self.client.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+        buf = self.client.buf
         while True:
-            event = await self.client.next_event(self.conn)
-            if isinstance(event, h11.Data):
-                yield bytes(event.data)
-            elif isinstance(event, h11.EndOfMessage):
+            try:
+                event = self._body.next(buf, False)
+            except ProtocolError as exc:
+                raise MalformedHTTP(str(exc)) from exc
+            if isinstance(event, bytes):
+                yield event
+            elif isinstance(event, End):
                 self._body_done = True
-                if event.headers:
-                    yield list(event.headers)
+                if event.trailers:
+                    yield event.trailers
                 return
             else:
-                raise MalformedHTTP("unexpected event in request body")
+                assert event is NEED_DATA
+                data = await self.client.receive()
+                if not data:
+                    raise ClientGone()
+                buf += data
 
     async def read_body(self, limit: int) -> bytes:
         """The whole body, refused with 413 from Content-Length or once it passes `limit`."""
@@ -205,8 +215,10 @@ class Exchange:
         return self._body_done
 
     def leftover(self) -> bytes:
-        """Bytes the client sent past this request (pipelined, or a tunnel's first bytes)."""
-        return bytes(self.conn.trailing_data[0])
+        """Bytes the client sent past this request, taken (a tunnel's first bytes)."""
+        data = bytes(self.client.buf)
+        self.client.buf.clear()
+        return data
 
     async def respond_error(self, err: PreviewError) -> None:
         status, headers, body = error_response(err, self.header(b"accept"))
@@ -220,7 +232,7 @@ class ClientConnection:
 
     def __init__(
         self,
-        stream: trio.SocketStream,
+        stream: Socket,
         handler: Handler,
         limits: ServerLimits,
         peer: str,
@@ -245,20 +257,6 @@ class ClientConnection:
             return await self.stream.receive_some(READ_CHUNK)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise ClientGone() from exc
-
-    async def next_event(self, conn: h11.Connection) -> h11.Event | type[h11.PAUSED]:
-        """The next h11 event of the request side, reading more bytes as needed."""
-        while True:
-            try:
-                event = conn.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise MalformedHTTP(str(exc)) from exc
-            if event is not h11.NEED_DATA:
-                return event  # type: ignore[return-value]
-            data = await self.receive()
-            if not data:
-                raise ClientGone()
-            conn.receive_data(data)
 
     async def _read_head(self, deadline: float) -> bytes | None:
         """The next request head, or None on a clean close between requests."""
@@ -300,24 +298,7 @@ class ClientConnection:
             if head is None:
                 return
             try:
-                info = scan_head(head)
-                conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD + 1024)
-                conn.receive_data(head)
-                event = conn.next_event()
-            except h11.RemoteProtocolError as exc:
-                await self._answer_early(MalformedHTTP(str(exc)))
-                return
-            except PreviewError as exc:
-                await self._answer_early(exc)
-                return
-            if not isinstance(event, h11.Request):
-                await self._answer_early(BadRequest())
-                return
-            if self.buf:
-                conn.receive_data(bytes(self.buf))
-                self.buf.clear()
-            try:
-                ex = Exchange(self, conn, event, info)
+                ex = Exchange(self, scan_head(head))
             except PreviewError as exc:
                 await self._answer_early(exc)
                 return
@@ -330,8 +311,6 @@ class ClientConnection:
                 if ex.status >= 400 and ex.response_done:
                     await self._linger()  # e.g. a 413 sent before the body was read
                 return
-            # bytes h11 read past this request come first, then any the proxy read meanwhile
-            self.buf = bytearray(ex.leftover()) + self.buf
 
     async def _answer_early(self, exc: PreviewError) -> None:
         """Answer a request we could not parse: no h11 state to trust, so write bytes directly."""
@@ -400,7 +379,7 @@ class AdminOnly:
         await self.app.handle(ex)
 
 
-def _peer_of(stream: trio.SocketStream) -> str:
+def _peer_of(stream: Socket) -> str:
     try:
         addr = stream.socket.getpeername()
     except OSError:
@@ -408,7 +387,7 @@ def _peer_of(stream: trio.SocketStream) -> str:
     return str(addr[0]) if isinstance(addr, tuple) else str(addr)
 
 
-def enable_keepalive(stream: trio.SocketStream) -> None:
+def enable_keepalive(stream: Socket) -> None:
     """TCP keepalive, so dead peers of long-lived sockets (tunnels) are noticed."""
     sock = stream.socket
     try:
@@ -473,8 +452,9 @@ class HTTPServer:
             if self.open_connections > self.limits.max_connections:
                 await _refuse(stream)
                 return
+            sock = Socket.from_stream(stream)
             conn = ClientConnection(
-                stream, self.handler, self.limits, _peer_of(stream), self._on_finished
+                sock, self.handler, self.limits, _peer_of(sock), self._on_finished
             )
             await conn.serve()
         finally:

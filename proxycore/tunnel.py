@@ -18,14 +18,13 @@ import trio
 from proxycore.forward import ForwardPolicy, UpstreamResponse, exchange_head, relay_response
 from proxycore.headers import end_to_end
 from proxycore.server import Exchange, enable_keepalive
+from proxycore.sockio import Socket
 from proxycore.upstream import READ_CHUNK, Address, UpstreamPool
 
 Activity = Callable[[], None]
 
 
-async def _pump(
-    src: trio.SocketStream, dst: trio.SocketStream, first: bytes, on_activity: Activity | None
-) -> None:
+async def _pump(src: Socket, dst: Socket, first: bytes, on_activity: Activity | None) -> None:
     try:
         if first:
             await dst.send_all(first)
@@ -49,8 +48,8 @@ class _TunnelBroken(Exception):
 
 
 async def splice(
-    a: trio.SocketStream,
-    b: trio.SocketStream,
+    a: Socket,
+    b: Socket,
     a_first: bytes,
     b_first: bytes,
     on_activity: Activity | None = None,

@@ -17,6 +17,7 @@ import trio
 
 from proxycore.errors import UpstreamRefused, UpstreamTimeout
 from proxycore.http1 import NEED_DATA, Event, ProtocolError, ResponseReader
+from proxycore.sockio import Socket
 
 READ_CHUNK = 64 * 1024
 # (host, port) over TCP, or the path of a unix socket (a sandboxed dev server's listener).
@@ -36,7 +37,7 @@ class UpstreamConnection:
 
     __slots__ = ("addr", "idle_since", "reader", "reused", "stream")
 
-    def __init__(self, stream: trio.SocketStream, addr: Address) -> None:
+    def __init__(self, stream: Socket, addr: Address) -> None:
         self.stream = stream
         self.addr = addr
         self.reader = ResponseReader()
@@ -111,7 +112,7 @@ class UpstreamPool:
                 raise ConnectFailed(f"connect to {where} failed: {exc.strerror}") from exc
         if scope.cancelled_caught:
             raise ConnectTimeout(f"connect to {where} timed out")
-        return UpstreamConnection(stream, addr)
+        return UpstreamConnection(Socket.from_stream(stream), addr)
 
     async def release(self, up: UpstreamConnection) -> None:
         """Keep `up` for reuse if its exchange ended cleanly, else close it."""
