@@ -161,21 +161,47 @@ async def _watching_client(ex: Exchange, up: UpstreamConnection) -> Event:
     raise ClientGone()
 
 
-async def _read_head(ex: Exchange | None, up: UpstreamConnection) -> ResponseHead:
+async def _read_head(up: UpstreamConnection, ex: Exchange | None = None) -> ResponseHead:
+    """The final response head (1xx interim answers skipped); with `ex`, the client is
+    watched for a hang-up meanwhile."""
     while True:
-        event: Event | None = None
-        if ex is None:
-            event = await up.next_event()
-        else:
-            with trio.move_on_after(_WATCH_CLIENT_AFTER):
-                event = await up.next_event()
-            if event is None:
-                event = await _watching_client(ex, up)
+        event = await (up.next_event() if ex is None else _watching_client(ex, up))
         if isinstance(event, ResponseHead):
             if 100 <= event.status < 200 and event.status != 101:
                 continue  # 100 Continue / 103 Early Hints: not relayed
             return event
         raise UpstreamRefused("upstream closed without a response")
+
+
+async def _send_and_read_head(
+    ex: Exchange,
+    up: UpstreamConnection,
+    request: OutRequest,
+    body: bytes | None,
+    watch: bool,
+    deadline: float,
+) -> ResponseHead | None:
+    """Send the request and read its response head by `deadline`; None if it ran out.
+
+    Most answers come within `_WATCH_CLIENT_AFTER`: until then one cancel scope does
+    (scopes are dear on this path); only a slower answer gets a second scope, and a
+    task watching the client for a hang-up."""
+    with trio.CancelScope(deadline=deadline) as scope:
+        try:
+            if body is not None:
+                await _send_buffered(up, request, body)
+            else:
+                await _send_streamed(up, request, ex)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            raise UpstreamRefused("upstream closed while sending") from exc
+        if watch:
+            scope.deadline = min(deadline, trio.current_time() + _WATCH_CLIENT_AFTER)
+        return await _read_head(up)
+    if not watch or trio.current_time() >= deadline:
+        return None
+    with trio.move_on_at(deadline):
+        return await _read_head(up, ex)
+    return None
 
 
 async def exchange_head(
@@ -199,20 +225,14 @@ async def exchange_head(
         request = build_request(ex, policy, ex.info.content_length, ex.info.chunked, extra_headers)
         data = b""
     attempts = 2 if replayable and not ex.upgrade else 1
+    watch = watch_client and not ex.upgrade
     for attempt in range(attempts):
         up = await pool.acquire(addr, fresh=ex.upgrade or attempt > 0)
         reused = up.reused
         try:
-            response = None
-            with trio.CancelScope(deadline=trio.current_time() + policy.upstream_timeout):
-                try:
-                    if replayable:
-                        await _send_buffered(up, request, data)
-                    else:
-                        await _send_streamed(up, request, ex)
-                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                    raise UpstreamRefused("upstream closed while sending") from exc
-                response = await _read_head(ex if watch_client and not ex.upgrade else None, up)
+            deadline = trio.current_time() + policy.upstream_timeout
+            body_now = data if replayable else None
+            response = await _send_and_read_head(ex, up, request, body_now, watch, deadline)
             if response is None:
                 raise UpstreamTimeout()
             return UpstreamResponse(up, response)
@@ -354,7 +374,7 @@ async def simple_request(
         await _send_buffered(
             up, OutRequest(method, serialize_head(method, target, headers), False), b""
         )
-        response = await _read_head(None, up)
+        response = await _read_head(up)
     except BaseException:
         await up.aclose()
         raise

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -258,24 +259,22 @@ class ClientConnection:
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise ClientGone() from exc
 
-    async def _read_head(self, deadline: float) -> bytes | None:
-        """The next request head, or None on a clean close between requests."""
-        with trio.move_on_at(deadline):
-            while True:
-                end = find_head_end(self.buf)
-                if end >= 0:
-                    head = bytes(self.buf[:end])
-                    del self.buf[:end]
-                    return head
-                data = await self.receive()
-                if not data:
-                    if self.buf.strip():
-                        raise MalformedHTTP("connection closed inside a request head")
-                    return None
-                self.buf += data
-        if not self.buf:
-            return None  # idle keep-alive connection: close quietly
-        raise RequestTimeout()
+    async def _read_head(self) -> bytes | None:
+        """The next request head, or None on a clean close between requests.
+
+        The header deadline is the caller's (`_serve`'s connection-wide scope)."""
+        while True:
+            end = find_head_end(self.buf)
+            if end >= 0:
+                head = bytes(self.buf[:end])
+                del self.buf[:end]
+                return head
+            data = await self.receive()
+            if not data:
+                if self.buf.strip():
+                    raise MalformedHTTP("connection closed inside a request head")
+                return None
+            self.buf += data
 
     async def serve(self) -> None:
         try:
@@ -287,16 +286,26 @@ class ClientConnection:
                 await self.stream.aclose()
 
     async def _serve(self) -> None:
+        # One scope for the connection's life: its deadline is the header deadline while a
+        # head is read and infinite while the handler runs (the handler keeps its own), so
+        # no scope is made per request (a cancel scope costs more here than parsing a head).
+        with trio.CancelScope() as scope:
+            await self._requests(scope)
+        if scope.cancelled_caught and self.buf:
+            await self._answer_early(RequestTimeout())  # an idle connection just closes
+
+    async def _requests(self, scope: trio.CancelScope) -> None:
         while True:
-            # The header deadline runs from the connection's start or the previous response;
-            # a keep-alive client that sent nothing by then is closed quietly.
+            # The header deadline runs from the connection's start or the previous response.
+            scope.deadline = trio.current_time() + self.limits.header_timeout
             try:
-                head = await self._read_head(trio.current_time() + self.limits.header_timeout)
+                head = await self._read_head()
             except PreviewError as exc:
                 await self._answer_early(exc)
                 return
             if head is None:
                 return
+            scope.deadline = math.inf
             try:
                 ex = Exchange(self, scan_head(head))
             except PreviewError as exc:
