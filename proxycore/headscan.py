@@ -21,6 +21,7 @@ from proxycore.errors import (
     URITooLong,
     VersionNotSupported,
 )
+from proxycore.http1 import CONTROL_CHARS, bare_line_ending
 
 MAX_REQUEST_LINE = 8 * 1024
 MAX_HEADER_BLOCK = 64 * 1024
@@ -34,8 +35,6 @@ _TOKEN_CHARS = frozenset(
 
 # `method SP request-target SP HTTP-version`, h11's grammar: a token, then visible ASCII.
 _REQUEST_LINE = re.compile(rb"([-!#$%&'*+.^_`|~0-9a-zA-Z]+) ([\x21-\x7e]+) HTTP/([0-9]\.[0-9])")
-# Control characters no head may hold (CR and LF only as CRLF, checked apart; HTAB allowed).
-_CTL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +68,8 @@ def find_head_end(buf: bytes | bytearray) -> int:
 def scan_head(head: bytes) -> HeadInfo:
     """Parse a complete head (ending in CRLFCRLF): sizes, syntax, framing headers, Host."""
     body = head[:-4]
-    if b"\r" in body.replace(b"\r\n", b"") or b"\n" in body.replace(b"\r\n", b""):
+    if bare_line_ending(body):
         raise MalformedHTTP("bare CR or LF line ending")
-    if b"\x00" in body:
-        raise MalformedHTTP("NUL in request head")
     lines = body.split(b"\r\n")
     if not lines[0]:
         # RFC 9112 §2.2 lets a server skip empty lines before a request; h11 refuses them,
@@ -89,7 +86,7 @@ def scan_head(head: bytes) -> HeadInfo:
     request_line = _REQUEST_LINE.fullmatch(first)
     if request_line is None:
         raise MalformedHTTP("malformed request line")
-    if _CTL.search(body) is not None:
+    if CONTROL_CHARS.search(body) is not None:
         raise MalformedHTTP("control character in request head")
     method, target, http_version = request_line.groups()
     headers: list[tuple[bytes, bytes]] = []

@@ -81,29 +81,43 @@ def last_chunk(trailers: Sequence[tuple[bytes, bytes]] = ()) -> bytes:
     return b"0\r\n" + b"".join(k + b": " + v + b"\r\n" for k, v in trailers) + b"\r\n"
 
 
+# Control characters a head may not hold (CR and LF only as CRLF, checked apart; HTAB allowed).
+CONTROL_CHARS = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def bare_line_ending(block: bytes) -> bool:
+    """A CR or LF that is not part of a CRLF (three C-level counts, no copies)."""
+    pairs = block.count(b"\r\n")
+    return block.count(b"\r") != pairs or block.count(b"\n") != pairs
+
+
 def _parse_fields(lines: list[bytes]) -> Headers:
+    """Header lines of a block already checked for control characters and bare CR/LF."""
     headers: Headers = []
     for line in lines:
         name, colon, value = line.partition(b":")
         if not colon or not name or not _TOKEN.issuperset(name):
             raise ProtocolError(f"malformed header line {line[:60]!r}")
-        value = value.strip(b" \t")
-        if b"\r" in value or b"\n" in value or b"\x00" in value:
-            raise ProtocolError("control character in a header value")
-        headers.append((name.lower(), value))
+        headers.append((name.lower(), value.strip(b" \t")))
     return headers
+
+
+def _parse_block(block: bytes) -> list[bytes]:
+    if bare_line_ending(block):
+        raise ProtocolError("bare CR or LF")
+    if CONTROL_CHARS.search(block) is not None:
+        raise ProtocolError("control character in a head")
+    if b"\r\n " in block or b"\r\n\t" in block:
+        raise ProtocolError("obsolete line folding")
+    return block.split(b"\r\n")
 
 
 def parse_head(block: bytes) -> ResponseHead:
     """A response head (without the final blank line)."""
-    lines = block.split(b"\r\n")
+    lines = _parse_block(block)
     m = _STATUS_RE.fullmatch(lines[0])
     if m is None:
         raise ProtocolError(f"malformed status line {lines[0][:80]!r}")
-    if any(line[:1] in (b" ", b"\t") for line in lines[1:]):
-        raise ProtocolError("obsolete line folding")
-    if b"\n" in block.replace(b"\r\n", b"") or b"\r" in block.replace(b"\r\n", b""):
-        raise ProtocolError("bare CR or LF")
     return ResponseHead(
         int(m.group(2)), m.group(3) or b"", _parse_fields(lines[1:]), m.group(1) == b"1"
     )
@@ -223,7 +237,7 @@ class ChunkedBody:
             if len(buf) > MAX_HEAD:
                 raise ProtocolError("trailers too large")
             return NEED_DATA
-        trailers = _parse_fields(bytes(buf[:end]).split(b"\r\n"))
+        trailers = _parse_fields(_parse_block(bytes(buf[:end])))
         del buf[: end + 4]
         return self._end(trailers)
 
