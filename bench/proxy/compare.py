@@ -1,19 +1,19 @@
-"""The comparison run: every target (direct, nginx, each router tree) in every cell, then
-the WebSocket echo through each. With `--rounds N` each cell runs all targets N times in
-turn (base, new, base, new...), so the trees see the same noise and their ratio means
-something on a busy machine."""
+"""The comparison run: every target (direct, the reference proxies, each router) in every
+cell, then the WebSocket echo through each. With `--rounds N` each cell runs all targets N
+times in turn (direct, nginx, haproxy, chp, router, direct, ...), so neighbouring runs see
+the same noise and their ratios mean something on a busy machine."""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from bench.proxy.http_cells import is_noisy, measure_cell
 from bench.proxy.layout import FILES, HOST, Layout
-from bench.proxy.ratios import ratios, tree_ratios
+from bench.proxy.ratios import medians, ratios, tree_ratios
 from bench.proxy.report import fmt_us
-from bench.proxy.servers import start_proxy_nginx, start_router, start_upstreams, worker_pid
+from bench.proxy.servers import serving_pids, start_reference, start_router, start_upstreams
+from bench.proxy.targets import RouterTarget
 from bench.proxy.websocket import ws_roundtrips
 from tests.support.processes import Processes
 
@@ -23,22 +23,25 @@ def label(target: str, rnd: int | None, width: int) -> str:
 
 
 def run_compare(
-    args: argparse.Namespace, procs: Processes, layout: Layout, routers: dict[str, Path]
+    args: argparse.Namespace,
+    procs: Processes,
+    layout: Layout,
+    direct: bool,
+    references: dict[str, str],
+    routers: list[RouterTarget],
 ) -> dict[str, Any]:
+    """`references`: proxy -> its binary (see `targets.binary`)."""
     server_core, load_core = args.server_core, args.load_core
     servers = start_upstreams(procs, layout, load_core)
-    servers.nginx = start_proxy_nginx(procs, layout, server_core)
-    for target, tree in routers.items():
-        servers.routers[target] = start_router(
-            procs, layout, target, tree, args.router_log_level, server_core
-        )
-    pids = {
-        "upstream": worker_pid(servers.upstream),
-        "nginx": worker_pid(servers.nginx),
-        **{t: r.pid for t, r in servers.routers.items()},
-    }
-    targets = ["direct", "nginx", *routers]
-    ports = {"direct": layout.ports["upstream"], **{t: layout.ports[t] for t in targets[1:]}}
+    pids: dict[str, tuple[int, ...]] = {"upstream": serving_pids(servers.upstream, 1)}
+    for proxy, binary in references.items():
+        servers.proxies[proxy] = start_reference(procs, layout, proxy, binary, server_core)
+        pids[proxy] = serving_pids(servers.proxies[proxy], 1 if proxy == "nginx" else 0)
+    for r in routers:
+        servers.proxies[r.name] = start_router(procs, layout, r, args.router_log_level, server_core)
+        pids[r.name] = serving_pids(servers.proxies[r.name], r.workers if r.workers > 1 else 0)
+    targets = [*(["direct"] if direct else []), *references, *(r.name for r in routers)]
+    ports = {"direct": layout.ports["upstream"], **{t: layout.ports[t] for t in servers.proxies}}
     rounds: list[int | None] = list(range(args.rounds)) if args.rounds > 1 else [None]
     width = max(6, *(len(t) + (3 if args.rounds > 1 else 0) for t in targets))
     http: list[dict[str, Any]] = []
@@ -72,14 +75,16 @@ def run_compare(
                 res["round"] = rnd
             ws.append(res)
             print(f" p50 {fmt_us(res['p50_us'])}  p99 {fmt_us(res['p99_us'])}")
-    for s in (*servers.routers.values(), servers.nginx):
+    for s in servers.proxies.values():
         if not s.alive():
             raise RuntimeError(f"{s.name} died during the run:\n{s.tail()}")
-    if list(routers) == ["router"]:
-        return {"http": http, "websocket": ws, "ratios": ratios(http, ws)}
-    return {
+    names = [r.name for r in routers]
+    out: dict[str, Any] = {
         "http": http,
         "websocket": ws,
-        "ratios": {t: ratios(http, ws, t) for t in routers},
-        "trees": tree_ratios(http, ws, list(routers), is_noisy),
+        "medians": medians(http, targets),
+        "ratios": {t: ratios(http, ws, t, list(references)) for t in names},
     }
+    if len(names) > 1:
+        out["trees"] = tree_ratios(http, ws, names, is_noisy)
+    return out

@@ -1,7 +1,8 @@
 """One HTTP cell (a file size, a concurrency, a target) measured with h2load: a probe, a
-warm-up, then one run sized to `--seconds`, with the CPU each watched process spent per
-request and how busy each core was. A cell whose server core was busier than the process
-under test explains is NOISY and measured again (`--retry-noisy`); the quieter run is kept.
+warm-up, then one run sized to `--seconds`, with the CPU each watched server spent per
+request (summed over its processes: a router's workers) and how busy each core was. A cell
+whose server core was busier than the process under test explains is NOISY and measured
+again (`--retry-noisy`); the quieter run is kept.
 """
 
 from __future__ import annotations
@@ -20,8 +21,14 @@ def is_noisy(res: dict[str, Any]) -> bool:
     return bool(res.get("foreign_server_core_pct", 0.0) > NOISE_PCT)
 
 
+def _ticks(pids: tuple[int, ...]) -> tuple[int, int]:
+    """(utime, stime) summed over the processes of one server (a router's workers)."""
+    both = [cpu_ticks(pid) for pid in pids]
+    return sum(u for u, _ in both), sum(s for _, s in both)
+
+
 def measure_cell(
-    url: str, c: int, args: argparse.Namespace, tmp: Path, watch: dict[str, int]
+    url: str, c: int, args: argparse.Namespace, tmp: Path, watch: dict[str, tuple[int, ...]]
 ) -> dict[str, Any]:
     """`measure_http`, again up to `--retry-noisy` times while NOISY; the quietest run."""
     res = measure_http(url, c, args, tmp, watch)
@@ -36,7 +43,7 @@ def measure_cell(
 
 
 def measure_http(
-    url: str, c: int, args: argparse.Namespace, tmp: Path, watch: dict[str, int]
+    url: str, c: int, args: argparse.Namespace, tmp: Path, watch: dict[str, tuple[int, ...]]
 ) -> dict[str, Any]:
     """Probe, warm up, then one measured run sized to `args.seconds` (bounded in count too)."""
     core = args.load_core
@@ -45,11 +52,11 @@ def measure_http(
     warm = h2load.parse(h2load.run(url, warm_n, c, core, None, args.warmup * 5 + 20))
     n = h2load.sized(warm["req_per_s"], args.seconds, c)
     log = tmp / "h2load.log"
-    cpu0 = {k: cpu_ticks(pid) for k, pid in watch.items()}
+    cpu0 = {k: _ticks(pids) for k, pids in watch.items()}
     cores0 = core_times()
     out = h2load.run(url, n, c, core, log, args.seconds * 5 + 30)
     cores1 = core_times()
-    cpu1 = {k: cpu_ticks(pid) for k, pid in watch.items()}
+    cpu1 = {k: _ticks(pids) for k, pids in watch.items()}
     res = h2load.parse(out)
     res["latency_us"] = h2load.latency_from_log(log)
     log.unlink()

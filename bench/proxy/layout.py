@@ -29,16 +29,17 @@ class Layout:
         return f"/preview/{self.ws_sid}/ws"
 
 
-def prepare(tmp: Path, routers: list[str]) -> Layout:
+def prepare(tmp: Path, proxies: list[str]) -> Layout:
     """Secret, ring (`node-0` serves files, `node-1` echoes), IDs, files, a port per server
-    (one per router target)."""
+    (one per proxy target, and CHP's API)."""
     from previewcore.session_id import mint, parse_secrets
 
     tmp.chmod(0o755)  # nginx workers drop to an unprivileged user when started as root
     secret = tmp / "secret"
     secret.write_text(os.urandom(24).hex() + "\n")
     keys = parse_secrets(secret.read_text())
-    ports = {k: free_port() for k in ("upstream", "ws", "nginx", *routers)}
+    api = ["chp-api"] if "chp" in proxies else []
+    ports = {k: free_port() for k in ("upstream", "ws", *proxies, *api)}
     layout = Layout(tmp, secret, tmp / "ring.toml", mint("node-0", keys), mint("node-1", keys))
     layout.ports = ports
     layout.ring.write_text(

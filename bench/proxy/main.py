@@ -1,10 +1,13 @@
-"""Proxy benchmark: direct upstream vs nginx vs preview-router, one worker each, one machine.
+"""Proxy benchmark: direct upstream vs nginx, HAProxy, configurable-http-proxy and
+preview-router, one worker each (unless asked), one machine.
 
 What it compares, in one run (`.venv/bin/python bench/proxy_bench.py`):
 
 - targets: (a) the upstream itself, (b) Debian's nginx as a path proxy (one worker,
-  upstream keep-alive), (c) preview-router (`--workers 1`), or one router per source tree
-  (`--router-tree NAME=PATH`, repeatable), measured in turn within each cell;
+  upstream keep-alive), (c) Debian's HAProxy (one thread, `http-reuse always`), (d) npm's
+  configurable-http-proxy (one node process), (e) preview-router (`--workers 1`), or one
+  router per source tree (`--router-tree NAME=PATH`) and worker count (`--router-workers
+  N`), all repeatable, measured in turn within each cell; `--target` picks some of them;
 - HTTP: a 1 KiB and a 100 KiB static file at c=1 and c=32, driven by `h2load --h1`
   (req/s, mean, p50/p99 from h2load's per-request `--log-file`), plus the CPU each
   proxy process spent per request (/proc/PID/stat utime+stime over the measured run);
@@ -36,55 +39,79 @@ from typing import Any
 from bench.harness.pinning import pin_self
 from bench.harness.run import Run, run_bench
 from bench.harness.versions import first_line, git_commit, git_dirty, platform_versions
+from bench.proxy import targets
 from bench.proxy.compare import run_compare
 from bench.proxy.layout import FILES, prepare
 from bench.proxy.profile import run_profile
 from bench.proxy.report import print_profile, print_tables
 from bench.proxy.servers import REPO
+from bench.proxy.targets import RouterTarget
 from bench.proxy.websocket import ws_echo_server
 
 CONCURRENCY = (1, 32)
 
 
-def versions() -> dict[str, str]:
-    return {
+def versions(references: dict[str, str]) -> dict[str, str]:
+    out = {
         "nginx": first_line(["nginx", "-v"]),
         "h2load": first_line(["h2load", "--version"]),
         **platform_versions(),
         "git_commit": git_commit(REPO),
         "git_dirty_router": git_dirty(REPO, "router/"),
     }
+    if "haproxy" in references:
+        out["haproxy"] = first_line([references["haproxy"], "-v"])
+    if "chp" in references:
+        out["node"] = first_line([references["chp"], "--version"])
+        out["configurable-http-proxy"] = first_line([references["chp"], str(targets.CHP_BIN), "-V"])
+    return out
 
 
 def router_trees(specs: list[str] | None) -> dict[str, Path]:
-    """Router target -> source tree: `router` -> this repo, or `router:NAME` -> PATH."""
+    """Tree name -> source tree: "" -> this repo, or NAME -> PATH per `--router-tree`."""
     if not specs:
-        return {"router": REPO}
+        return {"": REPO}
     trees: dict[str, Path] = {}
     for spec in specs:
         name, sep, path = spec.partition("=")
         tree = Path(path).expanduser().resolve()
         if not sep or not name or not (tree / "router" / "__main__.py").is_file():
             raise SystemExit(f"--router-tree {spec}: want NAME=PATH, PATH holding router/")
-        trees[f"router:{name}"] = tree
+        trees[name] = tree
     return trees
 
 
-def tree_meta(trees: dict[str, Path]) -> dict[str, Any]:
-    """Per tree: path, commit, and which `router` package `python` imports from there."""
+def router_meta(routers: list[RouterTarget]) -> dict[str, Any]:
+    """Per router target: path, commit, workers, and which `router` package `python`
+    imports from its tree."""
     out = {}
-    for target, tree in trees.items():
+    for r in routers:
         probe = subprocess.run(
             [sys.executable, "-c", "import router; print(router.__file__)"],
-            cwd=tree, capture_output=True, text=True, timeout=30,
+            cwd=r.tree, capture_output=True, text=True, timeout=30,
         )  # fmt: skip
-        out[target] = {
-            "path": str(tree),
-            "git_commit": git_commit(tree),
-            "git_dirty_router": git_dirty(tree, "router/"),
+        out[r.name] = {
+            "path": str(r.tree),
+            "workers": r.workers,
+            "git_commit": git_commit(r.tree),
+            "git_dirty_router": git_dirty(r.tree, "router/"),
             "router_module": probe.stdout.strip() or probe.stderr.strip()[-300:],
         }
     return out
+
+
+def chosen(args: argparse.Namespace) -> tuple[bool, dict[str, str], list[RouterTarget]] | str:
+    """(run direct?, reference proxy -> binary, routers), or why the run cannot start."""
+    binaries = {p: b for p in targets.REFERENCES if (b := targets.binary(p))}
+    run, missing = targets.select(args.targets, set(binaries))
+    notes = [f"{p}: not installed ({targets.INSTALL[p]})" for p in missing]
+    if args.targets and missing:
+        return "asked for but missing:\n  " + "\n  ".join(notes)
+    for note in notes:
+        print(f"skipping {note}")
+    references = {p: binaries[p] for p in targets.REFERENCES if p in run}
+    routers = targets.router_targets(router_trees(args.router_tree), args.router_workers)
+    return "direct" in run, references, routers if "router" in run else []
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -95,7 +122,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--retry-noisy", type=int, default=1, help="re-measure a NOISY HTTP run up to N times"
     )
-    p.add_argument("--server-core", type=int, default=0, help="core for nginx proxy and router")
+    p.add_argument(
+        "--target",
+        dest="targets",
+        action="append",
+        choices=targets.SELECTABLE,
+        help="measure only these targets (repeatable; `router` is every router target); "
+        "default: all that are installed",
+    )
+    p.add_argument(
+        "--router-workers",
+        "--workers",
+        dest="router_workers",
+        type=int,
+        action="append",
+        metavar="N",
+        help="router --workers N (repeatable: one router target per count, router:wN); default 1",
+    )
+    p.add_argument("--server-core", type=int, default=0, help="core for the proxies under test")
     p.add_argument("--load-core", type=int, default=1, help="core for upstreams and h2load")
     p.add_argument("--no-pin", action="store_true", help="do not use taskset")
     p.add_argument(
@@ -130,6 +174,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.files = args.files or list(FILES)
     args.concurrency = args.concurrency or list(CONCURRENCY)
     args.rounds = max(1, args.rounds)
+    if any(n < 1 for n in args.router_workers or []):
+        p.error("--router-workers: at least 1")
     return args
 
 
@@ -143,21 +189,34 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"missing: {', '.join(missing)} (apt-get install nginx nghttp2-client util-linux)")
         return 2
-    trees = router_trees(None if args.profile else args.router_tree)
+    if args.profile:
+        picked: tuple[bool, dict[str, str], list[RouterTarget]] | str = (False, {}, [])
+    else:
+        picked = chosen(args)
+    if isinstance(picked, str):
+        print(picked)
+        return 2
     pin_self(args.load_core)  # the WebSocket client runs here
     return run_bench(
-        lambda run: _run(args, run, trees), "proxy-bench-", args.keep_temp, 15.0, "servers"
+        lambda run: _run(args, run, *picked), "proxy-bench-", args.keep_temp, 15.0, "servers"
     )
 
 
-def _run(args: argparse.Namespace, run: Run, trees: dict[str, Path]) -> int:
+def _run(
+    args: argparse.Namespace,
+    run: Run,
+    direct: bool,
+    references: dict[str, str],
+    routers: list[RouterTarget],
+) -> int:
     pinning = (
-        f"nginx proxy and router on core {args.server_core}; upstream nginx, ws echo, "
-        f"h2load and the WebSocket client on core {args.load_core}"
+        f"proxies under test (every router worker too) on core {args.server_core}; "
+        f"upstream nginx, ws echo, h2load and the WebSocket client on core {args.load_core}"
         if args.server_core is not None
         else "no pinning"
     )
-    layout = prepare(run.tmp, list(trees))
+    proxies = ["router"] if args.profile else [*references, *(r.name for r in routers)]
+    layout = prepare(run.tmp, proxies)
     print(f"proxy bench: {pinning}; temp {run.tmp}")
     meta: dict[str, Any] = {
         "timestamp": run.stamp,
@@ -167,7 +226,7 @@ def _run(args: argparse.Namespace, run: Run, trees: dict[str, Path]) -> int:
         "cpus": os.cpu_count(),
         "seconds_per_run": args.seconds,
         "warmup_seconds": args.warmup,
-        "versions": versions(),
+        "versions": versions(references),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
     }
     if args.profile:
@@ -175,10 +234,10 @@ def _run(args: argparse.Namespace, run: Run, trees: dict[str, Path]) -> int:
         print_profile(result)
         name = f"profile-{run.stamp}.json"
     else:
-        if list(trees) != ["router"]:
-            meta["rounds"] = args.rounds
-            meta["router_trees"] = tree_meta(trees)
-        result = {"meta": meta, **run_compare(args, run.procs, layout, trees)}
+        meta["rounds"] = args.rounds
+        meta["targets"] = ["direct"] * direct + [*references, *(r.name for r in routers)]
+        meta["routers"] = router_meta(routers)
+        result = {"meta": meta, **run_compare(args, run.procs, layout, direct, references, routers)}
         print_tables(result)
         name = f"proxy-{run.stamp}.json"
     run.write(name, result)

@@ -42,8 +42,23 @@ def upstream_conf(layout: Layout) -> str:
     )
 
 
+# Roughly what the router adds, so the proxies do comparable header work. In every
+# location: a location with any proxy_set_header of its own inherits none from its server.
+_HEADERS = "".join(
+    f"      proxy_set_header {name} {value};\n"
+    for name, value in (
+        ("Host", "$http_host"),
+        ("X-Forwarded-For", "$remote_addr"),
+        ("X-Forwarded-Proto", "$scheme"),
+        ("X-Forwarded-Host", "$http_host"),
+        ("X-Request-ID", "$request_id"),
+    )
+)
+
+
 def proxy_conf(layout: Layout) -> str:
     p = layout.ports
+    headers = _HEADERS
     return (
         _common(layout.tmp, "proxy")
         + f"""  upstream files {{
@@ -56,22 +71,16 @@ def proxy_conf(layout: Layout) -> str:
   }}
   server {{
     listen {HOST}:{p["nginx"]} backlog=1024;
-    # Roughly what the router adds, so both proxies do comparable header work.
-    proxy_set_header Host $http_host;
-    proxy_set_header X-Forwarded-For $remote_addr;
-    proxy_set_header X-Forwarded-Proto $scheme;
-    proxy_set_header X-Forwarded-Host $http_host;
-    proxy_set_header X-Request-ID $request_id;
     proxy_http_version 1.1;
     location /preview/{layout.ws_sid}/ {{
       proxy_pass http://ws;
-      proxy_set_header Upgrade $http_upgrade;
+{headers}      proxy_set_header Upgrade $http_upgrade;
       proxy_set_header Connection "upgrade";
       proxy_read_timeout 60s;
     }}
     location / {{
       proxy_pass http://files;
-      proxy_set_header Connection "";
+{headers}      proxy_set_header Connection "";
     }}
   }}
 }}

@@ -19,9 +19,11 @@ from bench.harness.run import RESULTS
 from bench.proxy.layout import HOST, Layout
 from bench.proxy.servers import REPO, start_router, start_upstreams
 from bench.proxy.stacks import pyinstrument_samples, pyspy_samples, summarize
+from bench.proxy.targets import RouterTarget
 from tests.support.processes import Processes
 
 TARGET = "router"
+ROUTER = RouterTarget(TARGET, REPO, 1)
 
 
 def _load_router(args: argparse.Namespace, url: str, seconds: float) -> dict[str, Any]:
@@ -56,9 +58,7 @@ def _pyinstrument(
 ) -> dict[str, Any]:
     session_path = layout.tmp / "router.pyisession"
     prefix = ("-m", "pyinstrument", "-r", "pyisession", "-o", str(session_path))
-    router = start_router(
-        procs, layout, TARGET, REPO, args.router_log_level, args.server_core, prefix
-    )
+    router = start_router(procs, layout, ROUTER, args.router_log_level, args.server_core, prefix)
     print(f"  pyinstrument: c=32 on the 1 KiB file for ~{args.profile_seconds}s")
     load = _load_router(args, url, args.profile_seconds)
     code = procs.stop(router, signal.SIGINT, grace=60)
@@ -85,7 +85,7 @@ def _pyinstrument(
 def _py_spy(
     args: argparse.Namespace, procs: Processes, layout: Layout, url: str, stamp: str
 ) -> dict[str, Any] | None:
-    router = start_router(procs, layout, TARGET, REPO, args.router_log_level, args.server_core)
+    router = start_router(procs, layout, ROUTER, args.router_log_level, args.server_core)
     _load_router(args, url, 1.0)  # warm-up
     raw_path = RESULTS / f"profile-{stamp}.pyspy.txt"
     print(f"  py-spy: c=32 on the 1 KiB file for ~{args.profile_seconds}s")

@@ -1,8 +1,10 @@
-"""The proxy benchmark's tables: HTTP cells, WebSocket echo, router/nginx ratios, router
-trees against each other, and the `--profile` summary. Reads the result dict only."""
+"""The proxy benchmark's tables: HTTP cells, medians over rounds, WebSocket echo, each
+router against each proxy, the issue's goals, router targets against each other, and the
+`--profile` summary. Reads the result dict only."""
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 from bench.proxy.http_cells import NOISE_PCT, is_noisy
@@ -26,20 +28,97 @@ def print_tables(result: dict[str, Any]) -> None:
     print(f"NOISY: over {NOISE_PCT:.0f}% of the server core went to processes not under test")
     w = max(7, *(len(_label(r)) for r in result["http"] + result["websocket"]))
     _print_http(result, w)
+    if result["meta"].get("rounds", 1) > 1:
+        _print_medians(result["medians"])
+    _print_ws(result["websocket"], w)
+    for target, rat in result["ratios"].items():
+        _print_ratios(rat, target)
+    _print_goals(result["ratios"])
+    if "trees" in result:
+        _print_trees(result["trees"])
+
+
+def _print_ws(ws: list[dict[str, Any]], w: int) -> None:
+    direct = statistics.median([r["p50_us"] for r in ws if r["target"] == "direct"] or [0])
     print()
     print(f"WebSocket echo, {len(WS_PAYLOAD)}-byte messages, sequential round trips")
-    print(f"{'target':<{w}} {'msgs':>6} {'p50':>8} {'p99':>8} {'mean':>8} {'max':>8}")
-    for r in result["websocket"]:
+    if direct:
+        print("(+direct: p50 minus the median p50 of direct)")
+    hdr = f"{'target':<{w}} {'msgs':>6} {'p50':>8} {'+direct':>8} {'p99':>8} {'mean':>8} {'max':>8}"
+    print(hdr)
+    print("-" * len(hdr))
+    for r in ws:
+        over = f"{r['p50_us'] - direct:+.0f}us" if direct and r["target"] != "direct" else "-"
         print(
-            f"{_label(r):<{w}} {r['messages']:>6} {fmt_us(r['p50_us']):>8} "
+            f"{_label(r):<{w}} {r['messages']:>6} {fmt_us(r['p50_us']):>8} {over:>8} "
             f"{fmt_us(r['p99_us']):>8} {fmt_us(r['mean_us']):>8} {fmt_us(r['max_us']):>8}"
         )
-    if "trees" in result:
-        for target, rat in result["ratios"].items():
-            _print_ratios(rat, target)
-        _print_trees(result["trees"])
-    else:
-        _print_ratios(result["ratios"], "router")
+
+
+def _print_medians(rows: list[dict[str, Any]]) -> None:
+    print()
+    print("Medians over the rounds (proxy CPU per request: user+sys of its processes)")
+    w = max(7, *(len(r["target"]) for r in rows))
+    hdr = f"{'cell':<9} {'target':<{w}} {'req/s':>9} {'p50':>8} {'p99':>8} {'cpu/req':>9} runs"
+    print(hdr)
+    print("-" * len(hdr))
+    for r in rows:
+        cpu = r["cpu_us_per_req"]
+        print(
+            f"{r['file'] + ' c=' + str(r['c']):<9} {r['target']:<{w}} {r['req_per_s']:>9.0f} "
+            f"{fmt_us(r['p50_us']):>8} {fmt_us(r['p99_us']):>8} "
+            f"{'-' if cpu != cpu else f'{cpu:.1f}us':>9} {r['runs']:>4}"
+        )
+
+
+def _x(v: float | None, digits: int = 2) -> str:
+    return "-" if v is None else f"{v:.{digits}f}x"
+
+
+def _print_ratios(rat: dict[str, Any], router: str) -> None:
+    refs = list(rat["vs"])
+    if not refs:
+        return
+    print()
+    print(f"{router} / each proxy (req/s: higher is better; p99 and CPU per request: lower)")
+    hdr = f"{'cell':<9}" + "".join(f" | {ref + ' req/s':>13} {'p99':>6} {'cpu':>6}" for ref in refs)
+    print(hdr)
+    print("-" * len(hdr))
+    for key in [k for k in rat["vs"][refs[0]] if k != "ws"]:
+        line = f"{key.replace('_c', ' c='):<9}"
+        for ref in refs:
+            v = rat["vs"][ref].get(key, {})
+            line += (
+                f" | {_x(v.get('throughput'), 3):>13} {_x(v.get('p99')):>6} {_x(v.get('cpu')):>6}"
+            )
+        print(line)
+    line = f"{'ws echo':<9}"
+    for ref in refs:
+        v = rat["vs"][ref]["ws"]
+        line += f" | {'p50 ' + _x(v['p50']):>13} {_x(v['p99']):>6} {'':>6}"
+    print(line)
+
+
+def _print_goals(ratios: dict[str, Any]) -> None:
+    """One row per router target, one column per goal of the issue: value and ok/MISS."""
+    if not ratios:
+        return
+    first = next(iter(ratios.values()))["goals"]
+    cols = {k: max(len(g["label"]), 12) for k, g in first.items()}
+    w = max(7, *(len(t) for t in ratios))
+    print()
+    print("Goals (issue 13) from this run's medians: ok, MISS, or - when not measured")
+    hdr = f"{'router':<{w}}" + "".join(f" | {g['label']:>{cols[k]}}" for k, g in first.items())
+    print(hdr)
+    print("-" * len(hdr))
+    for target, rat in ratios.items():
+        line = f"{target:<{w}}"
+        for k, g in rat["goals"].items():
+            v = g["value"]
+            shown = "-" if v is None else (f"{v:+.0f}us" if k.startswith("ws") else f"{v:.2f}x")
+            mark = "" if g["met"] is None else (" ok" if g["met"] else " MISS")
+            line += f" | {shown + mark:>{cols[k]}}"
+        print(line)
 
 
 def _print_http(result: dict[str, Any], w: int) -> None:
@@ -73,32 +152,15 @@ def _print_http(result: dict[str, Any], w: int) -> None:
         )
 
 
-def _print_ratios(rat: dict[str, Any], router: str) -> None:
-    print()
-    print(f"{router} / nginx (throughput: higher is better; p99: lower is better)")
-    for key, v in rat.items():
-        if key.startswith(("1k", "100k")):
-            print(f"  {key:<9} throughput {v['throughput']:.3f}x   p99 {v['p99']:.2f}x")
-    ws = rat["ws"]
-    print(f"  {'ws':<9} p50 {ws['p50']:.2f}x   p99 {ws['p99']:.2f}x")
-    t = rat.get("target_1k_c32")
-    if t is not None:
-        print(
-            "  target (1k, c=32): throughput >= 0.2x nginx: "
-            f"{'yes' if t['throughput_at_least_0.2x'] else 'NO'}; "
-            f"p99 <= 4x nginx: {'yes' if t['p99_at_most_4x'] else 'NO'}"
-        )
-
-
 def _print_trees(trees: dict[str, Any]) -> None:
     base = trees["baseline"]
     print()
-    print(f"Router trees against {base}: medians over the rounds; ratios are medians of")
+    print(f"Router targets against {base}: medians over the rounds; ratios are medians of")
     print("each round's ratio to the baseline's run just before it (req/s: higher is better;")
     print("p99 and CPU per request: lower is better)")
-    w = max(len(t) for t in trees["websocket"]["by_tree"])
+    w = max(6, *(len(t) for t in trees["websocket"]["by_tree"]))
     hdr = (
-        f"{'cell':<9} {'tree':<{w}} {'req/s':>9} {'p50':>8} {'p99':>8} {'cpu/req':>9} "
+        f"{'cell':<9} {'router':<{w}} {'req/s':>9} {'p50':>8} {'p99':>8} {'cpu/req':>9} "
         f"{'noisy':>6}   {'req/s x':>8} {'p99 x':>6} {'cpu x':>6}   runs (req/s)"
     )
     print(hdr)
