@@ -8,6 +8,7 @@ arrive lower-cased from both parsers.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import itertools
 import os
@@ -28,8 +29,12 @@ HOP_BY_HOP = frozenset(
         b"proxy-authenticate",
         b"proxy-authorization",
         b"expect",
-        b"content-length",  # re-added from the framing h11 reports, never copied blindly
+        b"content-length",  # re-added from the framing the parser reports, never copied blindly
     }
+)
+# Request headers the proxy sets itself (from the client only through a trusted peer).
+_MINTED_HERE = frozenset(
+    {b"x-request-id", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"}
 )
 _REQUEST_ID_RE = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -100,7 +105,9 @@ def end_to_end(
     """Headers minus hop-by-hop ones, those named in Connection, and `drop`."""
     headers = list(headers)
     named = connection_tokens(headers)
-    return [(k, v) for k, v in headers if k not in HOP_BY_HOP and k not in named and k not in drop]
+    if named:
+        drop = drop | named
+    return [(k, v) for k, v in headers if k not in HOP_BY_HOP and k not in drop]
 
 
 def framing(content_length: int | None, chunked: bool) -> Headers:
@@ -122,10 +129,7 @@ def upstream_request_headers(
     upgrade: bool,
 ) -> Headers:
     """The request's headers as the upstream should see them."""
-    drop = frozenset(
-        {b"x-request-id", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"}
-    )
-    out = end_to_end(headers, drop)
+    out = end_to_end(headers, _MINTED_HERE)
     # RFC 9110 §5.3: several X-Forwarded-For lines mean the same as one comma-joined line.
     prior_for = b", ".join(v for k, v in headers if k == b"x-forwarded-for") if trusted else None
     proto = (get(headers, b"x-forwarded-proto") if trusted else None) or b"http"
@@ -144,6 +148,11 @@ def upstream_request_headers(
     return out
 
 
+@functools.lru_cache(maxsize=16)
+def _with_request_id(strip: frozenset[bytes]) -> frozenset[bytes]:
+    return strip | {b"x-request-id"}
+
+
 def downstream_response_headers(
     headers: Sequence[tuple[bytes, bytes]],
     *,
@@ -153,7 +162,7 @@ def downstream_response_headers(
     strip: frozenset[bytes] = frozenset(),
 ) -> Headers:
     """The upstream response's headers as the client should see them."""
-    out = end_to_end(headers, strip | {b"x-request-id"})
+    out = end_to_end(headers, _with_request_id(strip))
     out.append((b"x-request-id", request_id))
     out.extend(framing(content_length, chunked))
     return out

@@ -53,10 +53,16 @@ def frame_response(
 ) -> Framing:
     """The head and body framing of a final response (status >= 200) to one request."""
     out = list(headers)
-    keep = client_keep_alive and b"close" not in connection_tokens(out)
+    has_te = has_cl = has_conn = False
+    for k, _ in out:  # one pass: this runs for every response
+        if k == b"content-length":
+            has_cl = True
+        elif k == b"transfer-encoding":
+            has_te = True
+        elif k == b"connection":
+            has_conn = True
+    keep = client_keep_alive and not (has_conn and b"close" in connection_tokens(out))
     bodiless_status = status < 200 or status in (204, 304)
-    has_te = any(k == b"transfer-encoding" for k, _ in out)
-    has_cl = any(k == b"content-length" for k, _ in out)
     chunked = False
     if not bodiless_status and (has_te or not has_cl):
         # Unknown length: chunked to HTTP/1.1, close-delimited to HTTP/1.0.

@@ -74,17 +74,25 @@ class Socket:
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         self._check_open()
-        view = memoryview(data)
-        sent = 0
-        while sent < len(view):
+        try:
+            sent = self.socket.send(data)  # usually all of it: no memoryview, no loop
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            raise trio.BrokenResourceError(str(exc)) from exc
+        if sent < len(data):
+            await self._send_rest(memoryview(data)[sent:])
+        await _spend()
+
+    async def _send_rest(self, view: memoryview) -> None:
+        while view:
             try:
-                sent += self.socket.send(view[sent:])
+                view = view[self.socket.send(view) :]
             except BlockingIOError:
                 await trio.lowlevel.wait_writable(self.socket)
                 _waited()
             except OSError as exc:
                 raise trio.BrokenResourceError(str(exc)) from exc
-        await _spend()
 
     async def send_eof(self) -> None:
         self._check_open()
