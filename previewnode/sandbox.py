@@ -38,6 +38,12 @@ _SYSTEM_RO = ("/usr", "/etc/ld.so.cache", "/etc/ssl", "/etc/alternatives")
 _MERGED_USR = ("bin", "lib", "lib64", "sbin")
 
 
+# A tmpfs is memory: unsized, each would take up to half the machine's RAM (the memory
+# cgroup charges it where one exists; rlimits never do). Vite writes little there.
+TMP_BYTES = 128 * 1024 * 1024
+SCRATCH_BYTES = 64 * 1024 * 1024
+
+
 class SandboxUnavailable(RuntimeError):
     """`--sandbox required` on a machine where bubblewrap cannot make a sandbox."""
 
@@ -68,6 +74,8 @@ def bwrap_argv(bwrap: str, mounts: Mounts, command: Sequence[str]) -> list[str]:
         "/proc",
         "--dev",
         "/dev",
+        "--size",
+        str(TMP_BYTES),
         "--tmpfs",
         "/tmp",
     ]
@@ -85,7 +93,7 @@ def bwrap_argv(bwrap: str, mounts: Mounts, command: Sequence[str]) -> list[str]:
     for rw in (mounts.cache_dir, mounts.socket_dir, mounts.workspace):
         argv += ["--bind", str(rw), str(rw)]
     for scratch in mounts.scratch:
-        argv += ["--tmpfs", str(scratch)]
+        argv += ["--size", str(SCRATCH_BYTES), "--tmpfs", str(scratch)]
     argv += [
         "--remount-ro",
         "/",  # the sandbox's own root (a tmpfs) is not writable either

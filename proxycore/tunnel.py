@@ -58,6 +58,7 @@ async def splice(
 
     `a_first` is what was read from `a` before the splice (sent to `b` first).
     """
+    a.yield_first = b.yield_first = False
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_pump, a, b, a_first, on_activity)

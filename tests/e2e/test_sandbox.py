@@ -46,6 +46,12 @@ attempt("write_next_to_data_dir", () => fs.writeFileSync(DATA_DIR + "/../pwned",
 attempt("write_data_dir", () => fs.writeFileSync(DATA_DIR + "/pwned", "x"));
 attempt("see_node_process", () => fs.readFileSync("/proc/" + NODE_PID + "/cmdline", "utf8"));
 attempt("signal_node", () => process.kill(NODE_PID, 0));
+attempt("fill_tmp", () => {
+  const mib = Buffer.alloc(1 << 20, 120);
+  for (let i = 0; i < 200; i++) fs.appendFileSync("/tmp/fill", mib);
+  return "wrote 200 MiB";
+});
+try { fs.rmSync("/tmp/fill"); } catch {}
 out.processes = fs.readdirSync("/proc").filter((n) => /^[0-9]+$/.test(n)).length;
 out.interfaces = Object.keys(os.networkInterfaces());
 out.environment = Object.keys(process.env).sort();
@@ -125,11 +131,13 @@ def test_a_hostile_config_runs_contained_and_the_session_still_serves(tmp_path: 
             "write_data_dir",
             "see_node_process",
             "signal_node",
+            "fill_tmp",  # its private /tmp is a sized tmpfs (memory), not half the RAM
         ):
             assert seen[name].startswith("refused"), (name, seen[name])
         assert seen["connect_node"].startswith("refused") and seen["connect_router"].startswith(
             "refused"
         ), seen
+        assert seen["fill_tmp"] == "refused: ENOSPC", seen["fill_tmp"]
         assert seen["interfaces"] == ["lo"]  # no network but its own loopback
         assert seen["processes"] < 10  # its own PID namespace
         assert not seen["root_writable"]

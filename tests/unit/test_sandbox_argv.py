@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from previewnode.sandbox import Mounts, bwrap_argv, supervised
+from previewnode.sandbox import TMP_BYTES, Mounts, bwrap_argv, supervised
 
 MOUNTS = Mounts(
     workspace=Path("/data/sessions/s1/ws"),
@@ -47,7 +47,9 @@ def test_read_only_paths_inside_another_are_bound_once() -> None:
 def test_root_is_read_only_tmp_private_and_the_command_runs_in_the_workspace() -> None:
     argv = bwrap_argv("/usr/bin/bwrap", MOUNTS, CMD)
     assert argv[argv.index("--remount-ro") + 1] == "/"
-    assert argv[argv.index("--tmpfs") + 1] == "/tmp"
+    tmp = argv.index("--tmpfs")
+    assert argv[tmp + 1] == "/tmp"
+    assert argv[tmp - 2 : tmp] == ["--size", str(TMP_BYTES)]  # sized: a tmpfs is memory
     assert argv[argv.index("--chdir") + 1] == str(MOUNTS.workspace)
     assert argv[argv.index("--") + 1 :] == CMD
     # later binds of the session's dirs come after /tmp's tmpfs, or /tmp would hide them
