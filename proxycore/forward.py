@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import trio
 
+from proxycore import splice
 from proxycore.errors import PreviewError, UpstreamRefused, UpstreamTimeout
 from proxycore.headers import (
     Headers,
@@ -279,12 +280,20 @@ async def relay_response(
     try:
         framing = ex.start_response(response.status, response.reason, headers)
         out = framing.head
+        verbatim = splice.available() and framing.has_body and not framing.chunked
         while True:
             event = up.poll()
             if event is NEED_DATA:
                 if out:
                     await ex.client.send(out)
                     out = b""
+                left = up.reader.unbuffered_length_left() if verbatim else 0
+                if left >= splice.SPLICE_AT:
+                    moved = await splice.splice_body(up.stream, ex.client.stream, left, stall)
+                    if moved is not None:
+                        up.reader.moved_past(moved)
+                        continue
+                    verbatim = False  # refused here: copy instead
                 with trio.move_on_after(stall) as scope:
                     await up.receive()
                 if scope.cancelled_caught:

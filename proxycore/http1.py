@@ -338,6 +338,19 @@ class ResponseReader:
             raise ProtocolError("invalid Content-Length")
         return LengthBody(int(value)) if int(value) else _DONE
 
+    def unbuffered_length_left(self) -> int:
+        """Bytes of a `Content-Length` body still to arrive, when none of it is buffered
+        (else 0): what the caller may move past the parser (`proxycore.splice`)."""
+        body = self._body
+        if isinstance(body, LengthBody) and not self._buf:
+            return body.left
+        return 0
+
+    def moved_past(self, n: int) -> None:
+        """`n` bytes of the body went from socket to client without being fed here."""
+        assert isinstance(self._body, LengthBody) and n <= self._body.left
+        self._body.left -= n
+
     def reusable(self) -> bool:
         """The last response ended cleanly and the peer keeps the connection."""
         finished = self._body is not None and self._body.finished
