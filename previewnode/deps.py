@@ -29,6 +29,7 @@ import trio
 
 from previewcore.errors import InvalidContent
 from previewnode import cache_gc
+from previewnode.redact import cut_paths
 
 log = logging.getLogger("preview.deps")
 
@@ -231,8 +232,10 @@ class DependencyInstaller:
             raise InstallFailed(f"npm install did not finish within {INSTALL_SECONDS:.0f} s")
         if result.returncode != 0:
             shutil.rmtree(staging, ignore_errors=True)
-            tail = (result.stderr or b"").decode("utf-8", "replace")[-NPM_TAIL:]
-            raise InstallFailed(tail.strip() or f"npm install exited with {result.returncode}")
+            said = (result.stderr or b"").decode("utf-8", "replace")[-NPM_TAIL:]
+            # npm names its log file in the staging dir: the node's path, not the client's
+            said = cut_paths(said, [(str(staging), ""), (str(self.cache_dir), "<cache-dir>")])
+            raise InstallFailed(said.strip() or f"npm install exited with {result.returncode}")
         self._link_runtime(staging / "node_modules")
         (staging / "node_modules" / ".vite-temp").mkdir(parents=True, exist_ok=True)
         (staging / ".complete").write_text(str(time.time()))

@@ -3,15 +3,31 @@ that can fail: the fault costs only what it must, and the platform recovers."""
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from pathlib import Path
 
 import pytest
 
+from previewnode.config import RUNTIME_DIR
 from tests.support.cluster import app_files, cluster, http
+from tests.support.processes import launcher_pids, poll_until, processes
+from tests.support.ring import SECRET
 
 pytestmark = pytest.mark.e2e
+
+
+def metric(base: str, name: str) -> float:
+    """One unlabelled sample of a node's /metrics (0 when it has none yet)."""
+    text = http("GET", f"{base}/metrics").body.decode()
+    found = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def session_when(api: str, status: str, seconds: float) -> dict[str, object]:
+    """The session object once it has `status` (an AssertionError after `seconds`)."""
+    return poll_until(lambda: (o := http("GET", api).json())["status"] == status and o, seconds)
 
 
 def test_a_hung_node_costs_its_own_sessions_a_504_and_recovers_on_sigcont(
@@ -45,3 +61,57 @@ def test_a_hung_node_costs_its_own_sessions_a_504_and_recovers_on_sigcont(
         while http("GET", f"{router}/preview/{own['node-0']}/", timeout=30).status != 200:
             assert time.monotonic() < deadline, "the node did not recover after SIGCONT"
             time.sleep(0.2)
+
+
+CRASHING_CONFIG = 'throw new Error("boom at start: " + 6 * 7);\n'
+FIXED_CONFIG = 'import react from "@vitejs/plugin-react";\nexport default { plugins: [react()] };\n'
+
+
+def test_a_dev_server_crashing_at_start_backs_off_then_fails_with_its_stderr_until_an_upload(
+    tmp_path: Path,
+) -> None:
+    """An app config that throws: three starts with a growing pause between them, then
+    `failed` with the end of Vite's stderr (no node path in it), kept across a node
+    restart, nothing started meanwhile; a PUT of files (the fix) starts it again."""
+    secret = tmp_path / "secret"
+    secret.write_text(SECRET + "\n")
+    data = tmp_path / "data"
+    flags = ("--sandbox", "required")  # where the app's own vite.config.js runs
+    with processes(tmp_path) as ps:
+        proc, port = ps.node("node-0", data, secret, *flags)
+        base = f"http://127.0.0.1:{port}"
+        files = {**app_files(), "vite.config.js": CRASHING_CONFIG}
+        t = time.monotonic()
+        made = http("POST", f"{base}/kontext/preview?wait=ready", {"files": files})
+        assert made.status == 201, made.body
+        sid = made.json()["sessionId"]
+        api = f"{base}/kontext/preview/{sid}"
+        failed = session_when(api, "failed", 45)
+        took = time.monotonic() - t
+        error = str(failed["error"])
+        assert "crashed 3 times" in error and "boom at start: 42" in error, error
+        assert "vite.config.js:1" in error, error  # the upload's name for the file
+        assert "node_modules/vite/dist" in error  # Vite's own frames, by a short name
+        for private in (tmp_path, RUNTIME_DIR, RUNTIME_DIR.resolve(), "file:///"):
+            assert str(private) not in error, (private, error)
+        assert metric(base, "preview_node_vite_starts_total") == 3
+        assert metric(base, "preview_node_vite_gave_up_total") == 1
+        assert took >= 1.5, took  # 0.5 s, then 1 s of backoff between the three starts
+        # failed means failed: a preview request is refused and starts nothing
+        res = http("GET", f"{base}/preview/{sid}/")
+        assert res.status == 502 and res.json()["code"] == "session_failed", res.body
+        time.sleep(1.0)
+        assert metric(base, "preview_node_vite_starts_total") == 3 and not launcher_pids(sid)
+        # the verdict is on disk, like every other part of the session
+        ps.stop(proc)
+        proc, port = ps.node("node-0", data, secret, *flags, port=port)
+        again = http("GET", api).json()
+        assert again["status"] == "failed" and again["error"] == error, again
+        assert http("GET", f"{base}/preview/{sid}/").status == 502
+        assert metric(base, "preview_node_vite_starts_total") == 0
+        # an upload (here: the fix) forgets the crashes and starts it again
+        put = http("PUT", f"{api}/files", {"files": {"vite.config.js": FIXED_CONFIG}})
+        assert put.status == 200, put.body
+        assert put.json()["status"] == "starting" and "error" not in put.json(), put.body
+        session_when(api, "ready", 30)
+        assert http("GET", f"{base}/preview/{sid}/").status == 200
