@@ -151,9 +151,10 @@ class InstallFailed(Exception):
 class DependencyInstaller:
     """Installs dependency sets into the cache, once per key, never into the runtime."""
 
-    def __init__(self, runtime_dir: Path, cache_dir: Path) -> None:
+    def __init__(self, runtime_dir: Path, cache_dir: Path, npmrc: Path | None = None) -> None:
         self.runtime_node_modules = runtime_dir / "node_modules"
         self.cache_dir = cache_dir
+        self.npmrc = npmrc  # the operator's npm config (registry, auth, retries), or none
         self.runtime_versions = installed_versions(self.runtime_node_modules)
         # A sandbox mounts a private tmpfs here (Vite bundles TS configs into it).
         with contextlib.suppress(OSError):
@@ -209,6 +210,9 @@ class DependencyInstaller:
         }
         started = time.monotonic()
         log.info("installing dependency set", extra={"key": p.key, "count": len(p.deps)})
+        # The user config is the operator's file, or none at all (HOME is the staging dir);
+        # uploads can't add one (`.npmrc` is refused) and the staging dir has none.
+        userconfig = ["--userconfig", str(self.npmrc)] if self.npmrc else []
         with trio.move_on_after(INSTALL_SECONDS) as scope:
             result = await trio.run_process(
                 [
@@ -218,6 +222,7 @@ class DependencyInstaller:
                     "--no-audit",
                     "--no-fund",
                     "--loglevel=error",
+                    *userconfig,
                 ],
                 cwd=staging,
                 env=env,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -115,3 +116,45 @@ def test_a_dev_server_crashing_at_start_backs_off_then_fails_with_its_stderr_unt
         assert put.json()["status"] == "starting" and "error" not in put.json(), put.body
         session_when(api, "ready", 30)
         assert http("GET", f"{base}/preview/{sid}/").status == 200
+
+
+def test_an_unreachable_registry_fails_the_install_with_npms_message_and_a_put_retries(
+    tmp_path: Path,
+) -> None:
+    """npm pointed (`--npmrc`) at a loopback port that refuses: `failed` with npm's
+    ECONNREFUSED (its log path, in the node's cache dir, cut), preview requests 502; a PUT
+    of other files leaves it failed, a PUT of package.json installs again."""
+    assert not (RUNTIME_DIR / "node_modules" / "left-pad").exists()  # a real install
+    secret = tmp_path / "secret"
+    secret.write_text(SECRET + "\n")
+    with socket.socket() as refusing, processes(tmp_path) as ps:
+        refusing.bind(("127.0.0.1", 0))  # bound, never listening: connects are refused
+        registry = f"127.0.0.1:{refusing.getsockname()[1]}"
+        npmrc = tmp_path / "npmrc"
+        npmrc.write_text(
+            f"registry=http://{registry}/\nfetch-retries=0\nfetch-timeout=5000\n"
+            "fetch-retry-mintimeout=100\nfetch-retry-maxtimeout=200\n"
+        )
+        _, port = ps.node("node-0", tmp_path / "data", secret, "--npmrc", str(npmrc))
+        base = f"http://127.0.0.1:{port}"
+        pkg = {"name": "app", "dependencies": {"left-pad": "1.3.0"}}
+        made = http("POST", f"{base}/kontext/preview", {"files": app_files(), "packageJson": pkg})
+        assert made.status == 201 and made.json()["status"] == "installing", made.body
+        api = f"{base}/kontext/preview/{made.json()['sessionId']}"
+        error = str(session_when(api, "failed", 60)["error"])
+        assert error.startswith("dependency install failed: "), error
+        assert "ECONNREFUSED" in error and registry in error, error
+        assert str(tmp_path) not in error, error
+        res = http("GET", f"{base}/preview/{made.json()['sessionId']}/")
+        assert res.status == 502 and res.json()["code"] == "session_failed", res.body
+        installs = 'preview_node_installs_total{result="failed"}'
+        assert metric(base, installs) == 1
+        # a source edit does not reinstall the same dependencies
+        edit = http("PUT", f"{api}/files", {"files": {"src/extra.js": "export const x = 1;\n"}})
+        assert edit.status == 200 and edit.json()["status"] == "failed", edit.body
+        # the next package.json does
+        put = http("PUT", f"{api}/files", {"files": {}, "packageJson": pkg})
+        assert put.status == 200 and put.json()["status"] == "installing", put.body
+        assert "error" not in put.json()
+        assert "ECONNREFUSED" in str(session_when(api, "failed", 60)["error"])
+        assert metric(base, installs) == 2
