@@ -3,10 +3,15 @@ that can fail: the fault costs only what it must, and the platform recovers."""
 
 from __future__ import annotations
 
+import http.client as http_client
+import json
+import os
 import re
 import signal
 import socket
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -158,3 +163,88 @@ def test_an_unreachable_registry_fails_the_install_with_npms_message_and_a_put_r
         assert "error" not in put.json()
         assert "ECONNREFUSED" in str(session_when(api, "failed", 60)["error"])
         assert metric(base, installs) == 2
+
+
+def big_upload(count: int) -> dict[str, str]:
+    """The fixture app and `count` more files, each with content of its own (a truncated
+    or missing one shows), so that writing them (each fsynced) takes a while."""
+    files = app_files()
+    files.update({f"src/gen/f{i}.txt": f"{i}:" + "x" * 1000 for i in range(count)})
+    return files
+
+
+def test_a_node_killed_during_a_create_restarts_with_whole_sessions_or_none(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL a node at each step of a create (its directory just made, half written,
+    renamed into place, answered) and restart it on the same data dir: every session it
+    lists serves its whole upload, a 201 is never lost, and no staging is left behind."""
+    secret = tmp_path / "secret"
+    secret.write_text(SECRET + "\n")
+    data = tmp_path / "data"
+    sessions_dir = data / "sessions"
+    files = big_upload(1500)
+    with processes(tmp_path) as ps:
+        proc, port = ps.node("node-0", data, secret, "--max-running", "1")
+        base = f"http://127.0.0.1:{port}"
+        answered: set[str] = set()
+
+        def registered() -> set[str]:
+            return {p.name for p in sessions_dir.iterdir() if not p.name.startswith(".")}
+
+        def begun(known: set[str]) -> list[Path]:
+            """The create's own directory: its staging (or, were it registered early, its
+            session: the check below must see that too)."""
+            return [p for p in sessions_dir.iterdir() if p.name not in known]
+
+        def written_half(known: set[str]) -> bool:
+            return any(
+                len(os.listdir(gen)) >= 750
+                for p in begun(known)
+                if (gen := p / "ws" / "src" / "gen").is_dir()
+            )
+
+        phases: dict[str, Callable[[set[str], dict[str, object]], object]] = {
+            "begun": lambda known, _done: begun(known),
+            "half written": lambda known, _done: written_half(known),
+            "renamed": lambda known, _done: registered() - known,
+            "answered": lambda _known, done: "status" in done,
+        }
+        for phase, reached in phases.items():
+            known = registered()
+            done: dict[str, object] = {}
+
+            def post(done: dict[str, object] = done) -> None:
+                try:
+                    res = http("POST", f"{base}/kontext/preview", {"files": files}, timeout=60)
+                    done["status"], done["body"] = res.status, res.body
+                except (OSError, http_client.HTTPException) as exc:
+                    done["error"] = exc
+
+            sender = threading.Thread(target=post)
+            sender.start()
+            try:
+                poll_until(lambda: reached(known, done), 30, step=0.002)  # noqa: B023
+                proc.signal(signal.SIGKILL)
+            finally:
+                sender.join(70)
+            ps.stop(proc)
+            print(phase, {k: v for k, v in done.items() if k != "body"}, len(registered()))
+            if done.get("status") == 201:
+                answered.add(json.loads(done["body"])["sessionId"])  # type: ignore[arg-type]
+            proc, port = ps.node("node-0", data, secret, "--max-running", "1", port=port)
+            assert not [p.name for p in sessions_dir.iterdir() if p.name.startswith(".")], phase
+            listed = {
+                s["sessionId"] for s in http("GET", f"{base}/kontext/preview").json()["sessions"]
+            }
+            assert answered <= listed, (phase, answered - listed)
+            assert listed == registered() == {p.name for p in sessions_dir.iterdir()}, phase
+            for sid in listed:
+                assert http("GET", f"{base}/kontext/preview/{sid}").status == 200, (phase, sid)
+                back = http("GET", f"{base}/kontext/preview/{sid}/files").json()["files"]
+                got = {f["path"]: f["content"] for f in back}
+                assert got == files, (phase, sid, len(got), sorted(set(files) - set(got))[:5])
+        assert answered, "no create was answered"
+        ps.stop(proc)
+        # the dev servers of the killed nodes went with them (their stdin reached EOF)
+        poll_until(lambda: not launcher_pids(str(data)), 15)
