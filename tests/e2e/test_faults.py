@@ -11,6 +11,7 @@ import signal
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,8 +19,9 @@ import pytest
 
 from previewnode.config import RUNTIME_DIR
 from tests.support.cluster import app_files, cluster, http
-from tests.support.processes import launcher_pids, poll_until, processes
+from tests.support.processes import launcher_pids, poll_until, processes, wait_http
 from tests.support.ring import SECRET
+from tests.support.traffic import NO_ANSWER, Traffic
 
 pytestmark = pytest.mark.e2e
 
@@ -248,3 +250,48 @@ def test_a_node_killed_during_a_create_restarts_with_whole_sessions_or_none(
         ps.stop(proc)
         # the dev servers of the killed nodes went with them (their stdin reached EOF)
         poll_until(lambda: not launcher_pids(str(data)), 15)
+
+
+PAGE = {"index.html": "<!doctype html><title>fault</title><p>served</p>\n"}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_a_router_restarted_under_traffic_loses_only_requests_in_flight_through_it(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    """Two routers, a request loop through each; router A is stopped (SIGTERM: a rolling
+    restart; SIGKILL: a crash) and started again on its port. Every request through B is
+    served; what fails through A is a lost connection (never an HTTP error) while A was
+    down, and A serves again once it is back."""
+    with cluster(tmp_path, nodes=2, routers=2) as c:
+        a, b = c.routers
+        sids = [c.create(via=a.url, files=PAGE)["sessionId"] for _ in range(4)]
+        for sid in sids:
+            wait_http(f"{b.url}/preview/{sid}/", timeout=30)
+        via_a = Traffic([f"{a.url}/preview/{sid}/" for sid in sids], seconds=45, pause=0.01)
+        via_b = Traffic([f"{b.url}/preview/{sid}/" for sid in sids], seconds=45, pause=0.01)
+        with via_a.running(), via_b.running():
+            time.sleep(1.0)
+            down = time.monotonic()
+            c.ps.stop(a.proc, sig=sig)
+            c.routers.remove(a)
+            c.start_router(*a.extra, port=a.port)  # once its /healthz answers
+            up = time.monotonic()
+            time.sleep(1.5)
+        assert via_b.samples and not via_b.failures(), via_b.summary()
+        lost = via_a.failures()
+        assert all(s.status == NO_ANSWER for s in lost), [s for s in lost if s.status != NO_ANSWER]
+        assert all(s.overlaps(down, up) for s in lost), [
+            s for s in lost if not s.overlaps(down, up)
+        ]
+        before = [s for s in via_a.samples if s.ended < down]
+        after = [s for s in via_a.samples if s.started > up]
+        assert before and all(s.status == 200 for s in before)
+        assert len(after) >= 10 and all(s.status == 200 for s in after), Counter(
+            s.status for s in after
+        )
+        print(
+            f"\nrouter A {sig.name}: down for {up - down:.2f} s, {len(lost)} of "
+            f"{len(via_a.samples)} requests through it lost; through B "
+            f"{len(via_b.samples)} all 200"
+        )
