@@ -32,6 +32,7 @@ from previewnode.api import CreateBody, PatchBody, TokenBody, UpdateBody, make_u
 from previewnode.config import NodeConfig
 from previewnode.deps import DependencyInstaller, plan
 from previewnode.errors import Draining
+from previewnode.lifecycle import Status
 from previewnode.sessions import Record, Session, SessionStore
 from previewnode.supervisor import Supervisor, link_node_modules
 from previewnode.workspace import (
@@ -185,8 +186,11 @@ class SessionCommands:
         if upload.deps is not None or "package.json" in upload.deletes:
             new_plan = plan(upload.deps or {}, self.installer.runtime_versions)
             if new_plan.key != s.record.deps_key or s.record.error is not None:
-                s.record.deps_key, s.record.error, changed = new_plan.key, None, True
+                s.record.deps_key, s.record.error, s.record.failure = new_plan.key, None, None
+                changed = True
                 await self.supervisor.restart_with(s, new_plan)
+        if s.status is Status.FAILED and s.record.failure == "start":
+            self.supervisor.retry(s)  # its dev server gave up: these files may be the fix
         if changed:
             s.save()
         return s

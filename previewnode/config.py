@@ -95,6 +95,12 @@ def build_parser() -> EnvParser:
         help="installed dependency sets kept for reuse; unused ones go first when over",
     )
     p.flag(
+        "--npmrc",
+        type=Path,
+        help="npm config for dependency installs (registry, its auth, proxy, fetch-retries, "
+        "fetch-timeout); unset: npm's defaults",
+    )
+    p.flag(
         "--min-free-bytes",
         default=256 * 1024**2,
         type=int,
@@ -144,6 +150,7 @@ class NodeConfig:
     min_free_bytes: int = 256 * 1024**2  # disk watermark (0: none)
     max_cache_bytes: int = 4 * 1024**3  # installed dependency sets (cache_gc)
     check_browser: str | None = None  # the headless check's Chromium (previewnode.check)
+    npmrc: Path | None = None  # npm's config for installs (previewnode.deps); None: defaults
 
     @property
     def public_host(self) -> str:
@@ -215,6 +222,7 @@ def from_args(a: dict[str, object]) -> NodeConfig:
         min_free_bytes=int(a.get("min_free_bytes", 256 * 1024**2)),  # type: ignore[call-overload]
         max_cache_bytes=int(a.get("max_cache_bytes", 4 * 1024**3)),  # type: ignore[call-overload]
         check_browser=str(a["check_browser"]) if a.get("check_browser") else None,
+        npmrc=Path(str(a["npmrc"])).resolve() if a.get("npmrc") else None,
         session_limits=SessionLimits(
             memory_bytes=int(a.get("session_memory_bytes") or 2 * 1024**3),  # type: ignore[call-overload]
             max_pids=int(a.get("session_max_pids") or 512),  # type: ignore[call-overload]

@@ -29,6 +29,7 @@ import trio
 
 from previewcore.errors import InvalidContent
 from previewnode import cache_gc
+from previewnode.redact import cut_paths
 
 log = logging.getLogger("preview.deps")
 
@@ -150,9 +151,10 @@ class InstallFailed(Exception):
 class DependencyInstaller:
     """Installs dependency sets into the cache, once per key, never into the runtime."""
 
-    def __init__(self, runtime_dir: Path, cache_dir: Path) -> None:
+    def __init__(self, runtime_dir: Path, cache_dir: Path, npmrc: Path | None = None) -> None:
         self.runtime_node_modules = runtime_dir / "node_modules"
         self.cache_dir = cache_dir
+        self.npmrc = npmrc  # the operator's npm config (registry, auth, retries), or none
         self.runtime_versions = installed_versions(self.runtime_node_modules)
         # A sandbox mounts a private tmpfs here (Vite bundles TS configs into it).
         with contextlib.suppress(OSError):
@@ -208,6 +210,9 @@ class DependencyInstaller:
         }
         started = time.monotonic()
         log.info("installing dependency set", extra={"key": p.key, "count": len(p.deps)})
+        # The user config is the operator's file, or none at all (HOME is the staging dir);
+        # uploads can't add one (`.npmrc` is refused) and the staging dir has none.
+        userconfig = ["--userconfig", str(self.npmrc)] if self.npmrc else []
         with trio.move_on_after(INSTALL_SECONDS) as scope:
             result = await trio.run_process(
                 [
@@ -217,6 +222,7 @@ class DependencyInstaller:
                     "--no-audit",
                     "--no-fund",
                     "--loglevel=error",
+                    *userconfig,
                 ],
                 cwd=staging,
                 env=env,
@@ -231,8 +237,10 @@ class DependencyInstaller:
             raise InstallFailed(f"npm install did not finish within {INSTALL_SECONDS:.0f} s")
         if result.returncode != 0:
             shutil.rmtree(staging, ignore_errors=True)
-            tail = (result.stderr or b"").decode("utf-8", "replace")[-NPM_TAIL:]
-            raise InstallFailed(tail.strip() or f"npm install exited with {result.returncode}")
+            said = (result.stderr or b"").decode("utf-8", "replace")[-NPM_TAIL:]
+            # npm names its log file in the staging dir: the node's path, not the client's
+            said = cut_paths(said, [(str(staging), ""), (str(self.cache_dir), "<cache-dir>")])
+            raise InstallFailed(said.strip() or f"npm install exited with {result.returncode}")
         self._link_runtime(staging / "node_modules")
         (staging / "node_modules" / ".vite-temp").mkdir(parents=True, exist_ok=True)
         (staging / ".complete").write_text(str(time.time()))

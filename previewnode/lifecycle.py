@@ -19,7 +19,7 @@ class Status(StrEnum):
     INSTALLING = "installing"  # its dependency set is being installed first
     READY = "ready"  # the dev server answers
     IDLE = "idle"  # no dev server; the next request starts one
-    FAILED = "failed"  # its dependencies cannot be installed; an upload that changes them retries
+    FAILED = "failed"  # dependencies not installable, or a dev server that keeps crashing
 
 
 class Event(StrEnum):
@@ -29,6 +29,8 @@ class Event(StrEnum):
     SERVING = "serving"  # the dev server answers
     INSTALL_FAILED = "install_failed"
     CRASHED = "crashed"  # the dev server (or preparing it) failed: backoff, then a restart
+    GAVE_UP = "gave_up"  # it crashed too often in a row: failed until an upload retries it
+    FILES_CHANGED = "files_changed"  # an upload to a session whose dev server gave up: retry
     STOPPED = "stopped"  # the dev server task ended (idle stop, eviction, drain)
     NO_ROOM = "no_room"  # wanted, but every slot is taken: wait for a request
     DEPS_CHANGED = "deps_changed"  # an upload changed the dependencies: start over
@@ -46,7 +48,9 @@ TRANSITIONS: dict[tuple[Status, Event], Status] = {
     # From idle too: a dev server told to stop (an upload's restart) may fail on its way out.
     **{(s, E.CRASHED): S.IDLE for s in (*_ACTIVE, S.IDLE)},
     **{(s, E.STOPPED): S.IDLE for s in (*_ACTIVE, S.IDLE)},
+    **{(s, E.GAVE_UP): S.FAILED for s in (*_ACTIVE, S.IDLE)},
     (S.FAILED, E.STOPPED): S.FAILED,
+    (S.FAILED, E.FILES_CHANGED): S.IDLE,
     **{(s, E.NO_ROOM): S.IDLE for s in (S.STARTING, S.IDLE)},
     **{(s, E.DEPS_CHANGED): S.IDLE for s in Status},
 }
@@ -63,6 +67,7 @@ def next_status(current: Status, event: Event) -> Status:
         raise IllegalMove(f"{event} is not allowed while {current}") from None
 
 
-def on_load(install_error: str | None) -> Status:
-    """The status of a session read back from disk after a restart."""
-    return S.FAILED if install_error else S.IDLE
+def on_load(error: str | None) -> Status:
+    """The status of a session read back from disk after a restart: a session that failed
+    (its install, or its dev server too often) stays failed until an upload retries it."""
+    return S.FAILED if error else S.IDLE

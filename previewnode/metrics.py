@@ -43,6 +43,11 @@ VITE_CRASHES = Counter(
     "preview_node_vite_crashes_total",
     "Vite dev servers that exited on their own or failed to start",
 )
+VITE_GAVE_UP = Counter(
+    "preview_node_vite_gave_up_total",
+    "Sessions marked failed because their dev server kept crashing (MAX_CRASHES within "
+    "CRASH_WINDOW, previewnode.supervisor)",
+)
 VITE_START_SECONDS = Histogram(
     "preview_node_vite_start_seconds", "Spawn to serving", buckets=_START_BUCKETS
 )

@@ -67,13 +67,15 @@ class NodeService:
             raise ValueError(
                 f"--runtime-dir {cfg.runtime_dir}: run `npm ci --ignore-scripts` there first"
             )
+        if cfg.npmrc is not None and not cfg.npmrc.is_file():
+            raise ValueError(f"--npmrc {cfg.npmrc}: no such file")  # not silently npm's default
         self.cfg = cfg
         self.handle_signals = handle_signals
         self.keys = LiveFile[Keys](cfg.secret_file, lambda text, _src: parse_secrets(text))
         self.tokens = LiveFile(cfg.api_token_file, parse_tokens) if cfg.api_token_file else None
         self.store = SessionStore(cfg.data_dir, cfg.name)
         loaded = self.store.load()
-        self.installer = DependencyInstaller(cfg.runtime_dir, cfg.cache_dir)
+        self.installer = DependencyInstaller(cfg.runtime_dir, cfg.cache_dir, cfg.npmrc)
         self.sandbox = sandbox.choose(cfg.sandbox)  # type: ignore[arg-type]
         metrics.SANDBOX.labels("bwrap" if self.sandbox else "none").set(1)
         groups = session_groups(cfg)

@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 import trio
@@ -54,6 +55,7 @@ class Record(msgspec.Struct):
     ignored: list[str] = msgspec.field(default_factory=list)
     deps_key: str = "runtime"
     error: str | None = None  # set while the session is `failed`
+    failure: Literal["install", "start"] | None = None  # what failed (None: install, older)
     access: str = "public"  # or "private": viewers need a token (previewcore.viewer)
 
 
@@ -93,7 +95,8 @@ class Session:
     last_active: float = field(default_factory=time.monotonic)
     scope: trio.CancelScope | None = None
     changed: trio.Event = field(default_factory=trio.Event)
-    failures: int = 0
+    failures: int = 0  # consecutive failed starts and crashes: the backoff grows with them
+    crashes: list[float] = field(default_factory=list)  # when (monotonic), within the window
     retry_at: float = 0.0
     started_at: float = 0.0
     open_sockets: int = 0

@@ -7,9 +7,13 @@ on the way out), and cancelling `run` stops them all. Starts are capped near the
 (a cold Vite start is CPU-bound), running servers by `--max-running` (the least
 recently used one without an open WebSocket is stopped to make room).
 
-A session whose Vite crashed is restarted on its next request, after a backoff
-that grows with consecutive failures; one whose dependencies failed to install
-stays `failed` until an upload changes them.
+A dev server that fails before it serves is started again by its session's task, after
+a backoff that grows with consecutive failures (held requests keep waiting); one that
+crashes after serving is restarted on its next request, after the same backoff. A
+session whose dev server crashed `MAX_CRASHES` times within `CRASH_WINDOW` is `failed`,
+with the last lines of its stderr as `error`, and nothing restarts it until an upload
+changes its files; one whose dependencies failed to install stays `failed` until an
+upload changes them (or names them again).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import json
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import trio
@@ -29,6 +34,7 @@ from previewnode.devserver import DevServer, DevServerConfig, DevServerFailed
 from previewnode.errors import NotHeldHere, SessionFailed, SessionGone, Starting
 from previewnode.lifecycle import Event, Status
 from previewnode.limits import Groups, ulimit_args
+from previewnode.redact import cut_paths, tail
 from previewnode.sessions import Session, SessionStore
 from previewnode.workspace import disk_refusal
 from proxycore.errors import OverCapacity, PreviewError
@@ -36,6 +42,10 @@ from proxycore.upstream import Address
 
 log = logging.getLogger("preview.runner")
 MAX_BACKOFF = 10.0
+# A dev server that crashes this often this fast will not get better by itself: its
+# session is `failed` (with why) instead of burning a CPU on restarts forever.
+MAX_CRASHES = 3
+CRASH_WINDOW = 60.0
 
 
 def gone(s: Session) -> PreviewError:
@@ -48,6 +58,15 @@ GROUP_RELEASE_SECONDS = 2.0
 
 def backoff(failures: int) -> float:
     return 0.0 if failures <= 0 else min(MAX_BACKOFF, 0.5 * 2 ** (failures - 1))
+
+
+@dataclass(frozen=True)
+class Crash:
+    """How a dev server ended that nobody stopped."""
+
+    why: str
+    stderr: str  # its tail, as the dev server wrote it
+    served: bool  # it had served: restarted lazily, on its next request
 
 
 def link_node_modules(workspace: Path, target: Path) -> None:
@@ -195,42 +214,49 @@ class Supervisor:
             raise Starting(retry_after=2)
 
     async def _run(self, s: Session, scope: trio.CancelScope) -> None:
-        """Install if needed, start, serve until the dev server exits or `scope` is cancelled.
+        """Install if needed, start, serve until the dev server exits or `scope` is cancelled;
+        start again after a backoff while it fails before serving (a stop ends the wait).
 
         Nothing raised here may escape: one session's failure must never end the node.
         """
         with scope:
-            try:
-                node_modules = await self._dependencies(s)
-            except InstallFailed as exc:
-                metrics.INSTALLS.labels("failed").inc()
-                s.record.error = f"dependency install failed: {exc}"
-                s.save()
-                s.move(Event.INSTALL_FAILED)
-                log.error(
-                    "dependency install failed",
-                    extra={"session_id": s.id, "error": str(exc)[-500:]},
-                )
-            except Exception as exc:  # e.g. the workspace vanished: cost one session, not the node
-                log.error(
-                    "preparing the dev server failed", exc_info=exc, extra={"session_id": s.id}
-                )
-                self._crashed(s, f"preparing failed: {exc}", "")
-            else:
-                await self._serve(s, node_modules)
+            again = await self._attempt(s)
+            while again:
+                await trio.sleep(backoff(s.failures))
+                again = await self._attempt(s)
         s.address = s.pid = s.dev = None
         s.scope = None
         s.stopping = False
         s.move(Event.STOPPED)
 
-    async def _serve(self, s: Session, node_modules: Path) -> None:
+    async def _attempt(self, s: Session) -> bool:
+        """One try at serving; True when it failed before serving and may be tried again."""
+        try:
+            node_modules = await self._dependencies(s)
+        except InstallFailed as exc:
+            metrics.INSTALLS.labels("failed").inc()
+            s.record.error = f"dependency install failed: {exc}"
+            s.record.failure = "install"
+            s.save()
+            s.move(Event.INSTALL_FAILED)
+            log.error(
+                "dependency install failed",
+                extra={"session_id": s.id, "error": str(exc)[-500:]},
+            )
+            return False
+        except Exception as exc:  # e.g. the workspace vanished: cost one session, not the node
+            log.error("preparing the dev server failed", exc_info=exc, extra={"session_id": s.id})
+            return self._crashed(s, Crash(f"preparing failed: {exc}", "", served=False))
+        crash = await self._serve(s, node_modules)
+        return self._crashed(s, crash)
+
+    async def _serve(self, s: Session, node_modules: Path) -> Crash:
         try:
             procs = tuple(self.groups.make(s.id)) if self.groups else ()
         except OSError as exc:
-            self._crashed(s, f"its cgroup could not be made: {exc}", "")
-            return
+            return Crash(f"its cgroup could not be made: {exc}", "", served=False)
         try:
-            await self._serve_in(s, node_modules, procs)
+            return await self._serve_in(s, node_modules, procs)
         finally:
             if self.groups:
                 with trio.CancelScope(shield=True):
@@ -245,7 +271,8 @@ class Supervisor:
                 await trio.sleep(0.02)
         groups.remove(name)
 
-    async def _serve_in(self, s: Session, node_modules: Path, procs: tuple[Path, ...]) -> None:
+    async def _serve_in(self, s: Session, node_modules: Path, procs: tuple[Path, ...]) -> Crash:
+        """Serve until the dev server ends by itself: how it ended (a stop is a cancel)."""
         started = time.monotonic()
         config = self._dev_config(s, node_modules, procs)
         dev = DevServer(
@@ -254,6 +281,7 @@ class Supervisor:
             lambda kind, paths: s.events.publish("hmr", {"type": kind, "paths": paths}),
             s.report_runtime,
         )
+        crash: Crash | None = None
         try:
             async with trio.open_nursery() as nursery:
                 async with self.cold_starts:
@@ -261,13 +289,14 @@ class Supervisor:
                     metrics.VITE_STARTS.inc()
                     address = await nursery.start(dev.run)
                 self._ready(s, dev, address, started)
-            self._crashed(s, "exited", dev.stderr_tail)  # it exited by itself, status 0
         except* DevServerFailed as group:
             exc = group.exceptions[0]
-            self._crashed(s, str(exc).splitlines()[0], getattr(exc, "stderr_tail", ""))
+            said = exc.stderr_tail if isinstance(exc, DevServerFailed) else ""
+            crash = Crash(str(exc).splitlines()[0], said, dev.address is not None)
         except* Exception as group:  # a bug here must cost one session, not the node
             log.error("dev server supervision failed", exc_info=group, extra={"session_id": s.id})
-            self._crashed(s, "supervision failed", "")
+            crash = Crash("supervision failed", "", dev.address is not None)
+        return crash or Crash("exited", dev.stderr_tail, served=True)  # by itself, status 0
 
     def _ready(self, s: Session, dev: DevServer, address: Address, started: float) -> None:
         s.address, s.pid, s.dev = address, dev.pid, dev
@@ -286,15 +315,68 @@ class Supervisor:
         )
         s.move(Event.SERVING)
 
-    def _crashed(self, s: Session, why: str, tail: str) -> None:
+    def _crashed(self, s: Session, crash: Crash) -> bool:
+        """Count a crash. True: retry after the backoff (it never served: nobody else would
+        start it, and held requests wait on). False: it waits for a request (it had served),
+        or it crashed `MAX_CRASHES` times within `CRASH_WINDOW` and is `failed` now."""
         metrics.VITE_CRASHES.inc()
+        now = time.monotonic()
         s.failures += 1
-        s.retry_at = time.monotonic() + backoff(s.failures)
-        s.move(Event.CRASHED)
+        s.crashes = [t for t in s.crashes if now - t < CRASH_WINDOW] + [now]
+        s.retry_at = now + backoff(s.failures)
         log.error(
             "dev server stopped unexpectedly",
-            extra={"session_id": s.id, "why": why, "stderr_tail": tail[-2000:]},
+            extra={
+                "session_id": s.id,
+                "why": crash.why,
+                "stderr_tail": crash.stderr[-2000:],
+                "crashes": len(s.crashes),
+            },
         )
+        if len(s.crashes) >= MAX_CRASHES:
+            self._give_up(s, crash)
+            return False
+        if crash.served:
+            s.move(Event.CRASHED)
+            return False
+        return True  # still `starting`: its task starts it again after the backoff
+
+    def _give_up(self, s: Session, crash: Crash) -> None:
+        """`failed`, with why and the last lines of its stderr (the node's paths cut)."""
+        metrics.VITE_GAVE_UP.inc()
+        said = tail(cut_paths(crash.stderr, self._private_roots(s)))
+        s.record.error = (
+            f"the dev server crashed {len(s.crashes)} times within {CRASH_WINDOW:.0f} s: "
+            f"{cut_paths(crash.why, self._private_roots(s))}" + (f"\n{said}" if said else "")
+        )
+        s.record.failure = "start"
+        s.save()
+        s.move(Event.GAVE_UP)
+
+    def _private_roots(self, s: Session) -> list[tuple[str, str]]:
+        """The node's own directories a dev server's output may name, and what to say
+        instead: the workspace's files by their upload names, the rest by a label."""
+        cfg = self.cfg
+        named = [
+            (s.workspace, ""),
+            (self.installer.node_modules_for(self.plan_for(s)), "node_modules"),
+            (cfg.runtime_dir, "<runtime>"),
+            (self.store.vite_cache(s.id), "<vite-cache>"),
+            (cfg.cache_dir, "<cache-dir>"),
+            (cfg.data_dir, "<data-dir>"),
+        ]
+        if self.sandbox:
+            named.append((self.store.socket_dir(s.id), "<socket-dir>"))
+        return [(str(p), label) for path, label in named for p in {path, path.resolve()}]
+
+    def retry(self, s: Session) -> None:
+        """An upload to a session whose dev server gave up: forget its crashes, try again."""
+        s.failures = 0
+        s.crashes.clear()
+        s.record.error = s.record.failure = None
+        s.save()
+        s.move(Event.FILES_CHANGED)
+        self.start_if_room(s)
 
     async def _dependencies(self, s: Session) -> Path:
         deps = self.plan_for(s)
@@ -359,6 +441,7 @@ class Supervisor:
         self.set_plan(s, deps)
         await self.stop_and_wait(s)
         s.failures = 0
+        s.crashes.clear()
         s.move(Event.DEPS_CHANGED)
         self.start_if_room(s)  # `installing` until the new set is ready
 

@@ -132,8 +132,14 @@ async def _send_streamed(up: UpstreamConnection, request: OutRequest, ex: Exchan
 
 
 async def _watching_client(ex: Exchange, up: UpstreamConnection) -> Event:
-    """Wait for the response head, abandoning it if the client hangs up meanwhile."""
+    """Wait for the response head, abandoning it if the client hangs up meanwhile.
+
+    An upstream failure leaves the nursery as itself, not inside an exception group: the
+    caller retries a reused connection on `UpstreamRefused`, and the server maps it to
+    502 (wrapped, it was neither: a 500, and no retry, for any head slower than
+    `_WATCH_CLIENT_AFTER`, which under CPU load is most of them)."""
     result: list[Event] = []
+    failed: list[UpstreamRefused] = []
     gone = False
 
     async def watch(cancel: trio.CancelScope) -> None:
@@ -150,12 +156,17 @@ async def _watching_client(ex: Exchange, up: UpstreamConnection) -> Event:
         cancel.cancel()
 
     async def wait_head(cancel: trio.CancelScope) -> None:
-        result.append(await up.next_event())
+        try:
+            result.append(await up.next_event())
+        except UpstreamRefused as exc:
+            failed.append(exc)
         cancel.cancel()
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(watch, nursery.cancel_scope)
         nursery.start_soon(wait_head, nursery.cancel_scope)
+    if failed:
+        raise failed[0]
     if result:
         return result[0]
     assert gone

@@ -494,3 +494,63 @@ async def test_pipelined_request_behind_a_slow_one_is_kept(
     await stream.aclose()
     assert out.count(b"HTTP/1.1 200") == 2, out
     assert out.index(b"slow") < out.index(b"fast")
+
+
+class DropsReused:
+    """Answers the first request on each connection; a later one on the same connection
+    is read, then, after `delay`, the connection is closed without an answer (a peer
+    closing an idle keep-alive socket as the request arrives; `always`: every request)."""
+
+    def __init__(self, delay: float, always: bool = False) -> None:
+        self.delay, self.always = delay, always
+        self.port = 0
+        self.dropped = 0
+
+    async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        self.port = listeners[0].socket.getsockname()[1]
+        task_status.started(self.port)
+        await trio.serve_listeners(self._conn, listeners)
+
+    async def _conn(self, stream: trio.SocketStream) -> None:
+        async with stream:
+            buf = b""
+            for served in range(100):
+                while b"\r\n\r\n" not in buf:
+                    data = await stream.receive_some(65536)
+                    if not data:
+                        return
+                    buf += data
+                buf = buf.split(b"\r\n\r\n", 1)[1]  # bodiless GETs only
+                if served > 0 or self.always:
+                    await trio.sleep(self.delay)
+                    self.dropped += 1
+                    return
+                await stream.send_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+
+
+# The router answers a head that takes longer than 0.2 s while watching for the client
+# hanging up (forward._WATCH_CLIENT_AFTER): the same answers either way.
+@pytest.mark.parametrize("delay", [0.0, 0.5], ids=["at-once", "after-the-watch-began"])
+async def test_a_reused_connection_dropped_without_an_answer_is_retried_fresh(
+    nursery: trio.Nursery, start_router: StartRouter, delay: float
+) -> None:
+    up = DropsReused(delay)
+    await nursery.start(up.serve)
+    r = await start_router({"node-0": up.port})
+    sid = mint("node-0", r.keys)
+    for _ in range(3):
+        resp = await get(r.port, f"/preview/{sid}/")
+        assert resp.status == 200, resp.body
+    assert up.dropped >= 1  # a pooled connection was reused, dropped and the retry served
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.5], ids=["at-once", "after-the-watch-began"])
+async def test_an_upstream_closing_without_an_answer_is_502_node_unreachable(
+    nursery: trio.Nursery, start_router: StartRouter, delay: float
+) -> None:
+    up = DropsReused(delay, always=True)
+    await nursery.start(up.serve)
+    r = await start_router({"node-0": up.port})
+    resp = await get(r.port, f"/preview/{mint('node-0', r.keys)}/")
+    assert resp.status == 502 and json.loads(resp.body)["code"] == "node_unreachable", resp.body

@@ -28,7 +28,12 @@ ALLOWED = [
     (S.INSTALLING, E.STOPPED, S.IDLE),
     (S.READY, E.STOPPED, S.IDLE),
     (S.IDLE, E.STOPPED, S.IDLE),
+    (S.STARTING, E.GAVE_UP, S.FAILED),  # crashed too often in a row
+    (S.INSTALLING, E.GAVE_UP, S.FAILED),  # preparing it failed too often
+    (S.READY, E.GAVE_UP, S.FAILED),
+    (S.IDLE, E.GAVE_UP, S.FAILED),
     (S.FAILED, E.STOPPED, S.FAILED),  # a failed install stays failed when its task ends
+    (S.FAILED, E.FILES_CHANGED, S.IDLE),  # an upload to a session that gave up retries it
     (S.STARTING, E.NO_ROOM, S.IDLE),
     (S.IDLE, E.NO_ROOM, S.IDLE),
     *[(s, E.DEPS_CHANGED, S.IDLE) for s in Status],  # an upload's new dependencies retry
@@ -64,6 +69,8 @@ def test_every_other_move_is_refused(current: Status, event: Event) -> None:
         (S.READY, E.START),  # a running server is not started twice
         (S.FAILED, E.START),  # a failed install waits for new dependencies
         (S.FAILED, E.CRASHED),
+        (S.FAILED, E.GAVE_UP),
+        (S.READY, E.FILES_CHANGED),  # an upload to a healthy session is HMR, not a restart
         (S.READY, E.INSTALL_FAILED),
     ],
 )
@@ -74,6 +81,7 @@ def test_moves_that_would_report_a_wrong_status_are_refused(current: Status, eve
 def test_a_session_read_back_after_a_restart_is_idle_or_failed() -> None:
     assert on_load(None) is S.IDLE
     assert on_load("dependency install failed: E404") is S.FAILED
+    assert on_load("the dev server crashed 3 times within 60 s: ...") is S.FAILED
 
 
 def test_statuses_are_the_contracts_strings() -> None:
