@@ -189,8 +189,8 @@ class SessionCommands:
                 s.record.deps_key, s.record.error, s.record.failure = new_plan.key, None, None
                 changed = True
                 await self.supervisor.restart_with(s, new_plan)
-        if s.status is Status.FAILED and s.record.failure == "start":
-            self.supervisor.retry(s)  # its dev server gave up: these files may be the fix
+        if s.status is Status.FAILED and s.record.failure in ("start", "disk"):
+            self.supervisor.retry(s)  # its dev server gave up or was stopped: try the new files
         if changed:
             s.save()
         return s

@@ -84,6 +84,14 @@ def build_parser() -> EnvParser:
         help="CPUs one dev server may use (cgroup; 0: unthrottled)",
     )
     p.flag(
+        "--session-disk-bytes",
+        default=1024**3,
+        type=positive_int,
+        help="disk of one session's workspace and Vite cache, which its dev server (running "
+        "the app's own config) can write to; past it the dev server stops and the session "
+        "is failed until an upload retries it",
+    )
+    p.flag(
         "--check-browser",
         help="Chromium for POST /kontext/preview/{id}/check (e.g. /usr/bin/chromium; "
         "needs the playwright package); unset: the check is off",
@@ -149,6 +157,7 @@ class NodeConfig:
     events_heartbeat: float = 15.0  # seconds of silence on /events before a comment line
     min_free_bytes: int = 256 * 1024**2  # disk watermark (0: none)
     max_cache_bytes: int = 4 * 1024**3  # installed dependency sets (cache_gc)
+    session_disk_bytes: int = 1024**3  # one session's workspace + Vite cache (supervisor)
     check_browser: str | None = None  # the headless check's Chromium (previewnode.check)
     npmrc: Path | None = None  # npm's config for installs (previewnode.deps); None: defaults
 
@@ -221,6 +230,7 @@ def from_args(a: dict[str, object]) -> NodeConfig:
         events_heartbeat=float(a.get("events_heartbeat") or 15.0),  # type: ignore[arg-type]
         min_free_bytes=int(a.get("min_free_bytes", 256 * 1024**2)),  # type: ignore[call-overload]
         max_cache_bytes=int(a.get("max_cache_bytes", 4 * 1024**3)),  # type: ignore[call-overload]
+        session_disk_bytes=int(a.get("session_disk_bytes", 1024**3)),  # type: ignore[call-overload]
         check_browser=str(a["check_browser"]) if a.get("check_browser") else None,
         npmrc=Path(str(a["npmrc"])).resolve() if a.get("npmrc") else None,
         session_limits=SessionLimits(

@@ -43,6 +43,11 @@ VITE_CRASHES = Counter(
     "preview_node_vite_crashes_total",
     "Vite dev servers that exited on their own or failed to start",
 )
+DISK_STOPS = Counter(
+    "preview_node_session_disk_stops_total",
+    "Dev servers stopped because their session's workspace and cache passed "
+    "--session-disk-bytes (previewnode.supervisor)",
+)
 VITE_GAVE_UP = Counter(
     "preview_node_vite_gave_up_total",
     "Sessions marked failed because their dev server kept crashing (MAX_CRASHES within "

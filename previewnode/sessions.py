@@ -55,7 +55,7 @@ class Record(msgspec.Struct):
     ignored: list[str] = msgspec.field(default_factory=list)
     deps_key: str = "runtime"
     error: str | None = None  # set while the session is `failed`
-    failure: Literal["install", "start"] | None = None  # what failed (None: install, older)
+    failure: Literal["install", "start", "disk"] | None = None  # what failed (None: install, older)
     access: str = "public"  # or "private": viewers need a token (previewcore.viewer)
 
 

@@ -36,7 +36,7 @@ from previewnode.lifecycle import Event, Status
 from previewnode.limits import Groups, ulimit_args
 from previewnode.redact import cut_paths, tail
 from previewnode.sessions import Session, SessionStore
-from previewnode.workspace import disk_refusal
+from previewnode.workspace import disk_refusal, disk_used, empty_dir
 from proxycore.errors import OverCapacity, PreviewError
 from proxycore.upstream import Address
 
@@ -353,6 +353,35 @@ class Supervisor:
         s.save()
         s.move(Event.GAVE_UP)
 
+    async def _over_disk(self, s: Session) -> bool:
+        """Stop a dev server whose session's workspace and cache passed `--session-disk-bytes`.
+
+        The app's own config and plugins run inside the sandbox and may write to both (the
+        node bounds only what uploads bring); a tenant filling the node's disk would fail
+        every other session on it. The Vite cache is dropped (it is rebuilt on start);
+        what the dev server wrote into the workspace stays, for the tenant to see and
+        delete with the upload that retries the session."""
+        limit = self.cfg.session_disk_bytes
+        cache = self.store.vite_cache(s.id)
+        used = await trio.to_thread.run_sync(disk_used, (s.workspace, cache))
+        if used <= limit:
+            return False
+        log.warning(
+            "session over its disk limit: stopping its dev server",
+            extra={"session_id": s.id, "bytes": used, "limit": limit},
+        )
+        metrics.DISK_STOPS.inc()
+        await self.stop_and_wait(s)
+        await trio.to_thread.run_sync(empty_dir, cache)
+        s.record.error = (
+            f"the session's files and cache took {used} bytes, over its disk limit of "
+            f"{limit} bytes: its dev server was stopped; delete what it wrote to retry"
+        )
+        s.record.failure = "disk"
+        s.save()
+        s.move(Event.GAVE_UP)
+        return True
+
     def _private_roots(self, s: Session) -> list[tuple[str, str]]:
         """The node's own directories a dev server's output may name, and what to say
         instead: the workspace's files by their upload names, the rest by a label."""
@@ -458,7 +487,10 @@ class Supervisor:
             if s.record.expires_at <= now:
                 log.info("session expired", extra={"session_id": s.id})
                 await self.remove(s)
-            elif (
+                continue
+            if s.busy and not s.stopping and await self._over_disk(s):
+                continue  # stopped, and failed until an upload retries it
+            if (
                 s.busy
                 and s.status is Status.READY
                 and not s.in_use

@@ -19,7 +19,7 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,6 +128,27 @@ def file_sizes(root: Path, skip: frozenset[str] = frozenset({"node_modules"})) -
             if stat.S_ISREG(st.st_mode):
                 out[str((here / name).relative_to(root))] = st.st_size
     return out
+
+
+def disk_used(roots: Sequence[Path]) -> int:
+    """Bytes of the regular files under `roots`, every directory counted (a dev server may
+    write a `node_modules` of its own), never following links; a root may be missing."""
+    total = 0
+    for root in roots:
+        if root.is_dir() and not root.is_symlink():
+            total += sum(file_sizes(root, skip=frozenset()).values())
+    return total
+
+
+def empty_dir(path: Path) -> None:
+    """Remove what is inside `path`, keep `path` (a bind-mount target)."""
+    if not path.is_dir() or path.is_symlink():
+        return
+    for child in path.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
 
 
 def _fsync_dir(path: Path) -> None:

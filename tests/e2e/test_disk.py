@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cluster import app_files, http
-from tests.support.processes import processes
+from tests.support.processes import poll_until, processes
 from tests.support.ring import SECRET
 
 pytestmark = pytest.mark.e2e
@@ -105,3 +105,50 @@ def test_a_disk_that_fills_mid_write_gives_507_and_no_half_update(
         filler.unlink()
         assert put(base, sid, update) == 200  # recovers when space returns
         assert http("GET", f"{base}/preview/{sid}/").status == 200
+
+
+FILL = """
+import fs from "node:fs";
+import react from "@vitejs/plugin-react";
+
+export default () => {
+  // The app's own config runs in the sandbox, and may write where the node cannot count.
+  if (fs.existsSync("fill.marker")) fs.writeFileSync("junk.bin", Buffer.alloc(12 << 20, 1));
+  return { plugins: [react()] };
+};
+"""
+
+
+def status_of(base: str, sid: str) -> dict[str, object]:
+    got = http("GET", f"{base}/kontext/preview/{sid}").json()
+    assert isinstance(got, dict)
+    return got
+
+
+def test_a_dev_server_writing_past_the_session_disk_limit_is_stopped_until_an_upload(
+    tmp_path: Path,
+) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text(SECRET + "\n")
+    limit = 8 << 20
+    with processes(tmp_path) as ps:
+        _, port = ps.node(
+            "node-0", tmp_path / "data", secret, "--sandbox", "required",
+            "--session-disk-bytes", str(limit), "--idle-seconds", "2",
+        )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        files = {**app_files(), "vite.config.js": FILL, "fill.marker": "1"}
+        made = http("POST", f"{base}/kontext/preview", {"files": files})
+        assert made.status == 201, made.body
+        sid = made.json()["sessionId"]
+        failed = poll_until(lambda: (s := status_of(base, sid))["status"] == "failed" and s, 60)
+        assert "disk limit" in str(failed["error"]) and str(limit) in str(failed["error"])
+        page = http("GET", f"{base}/preview/{sid}/")
+        assert page.status == 502, page.body  # a failed session starts nothing
+        metrics = http("GET", f"{base}/metrics").body.decode()
+        assert "preview_node_session_disk_stops_total 1.0" in metrics
+        # An upload that removes what the config wrote (and its trigger) retries it.
+        assert put(base, sid, {}, delete=["junk.bin", "fill.marker"]) == 200
+        assert http("GET", f"{base}/preview/{sid}/", timeout=60).status == 200
+        ready = poll_until(lambda: (s := status_of(base, sid))["status"] == "ready" and s, 60)
+        assert ready.get("error") is None
