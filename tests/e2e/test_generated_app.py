@@ -14,22 +14,45 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser
 
 from tests.support.browser import Watched
 from tests.support.cluster import Cluster, cluster, http
+from tests.support.processes import poll_until
 
 pytestmark = pytest.mark.e2e
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "generated"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURE = FIXTURES / "generated"
 SUBDOMAIN = ("--preview-domain", "localhost")
 PRIMARY = "rgb(4, 200, 200)"  # hsl(180 96% 40%), the theme's --primary
 
 
+def fixture_files(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): p.read_text() for p in root.rglob("*") if p.is_file()}
+
+
 def generated_files() -> dict[str, str]:
-    return {str(p.relative_to(FIXTURE)): p.read_text() for p in FIXTURE.rglob("*") if p.is_file()}
+    return fixture_files(FIXTURE)
+
+
+def create_ready(c: Cluster, files: dict[str, str]) -> dict[str, Any]:
+    """Create, then wait for `ready` by polling: an install can outlast the router's
+    upstream timeout, which a create held with `?wait=ready` would meet (504)."""
+    base = c.routers[0].url
+    res = http("POST", f"{base}/kontext/preview", {"files": files})
+    assert res.status == 201, res.body
+    sid = res.json()["sessionId"]
+
+    def ready() -> dict[str, Any] | None:
+        got: dict[str, Any] = http("GET", f"{base}/kontext/preview/{sid}").json()
+        assert got["status"] != "failed", got
+        return got if got["status"] == "ready" else None
+
+    return poll_until(ready, 200, step=0.5)
 
 
 @pytest.fixture(scope="module")
@@ -46,16 +69,8 @@ def test_a_generated_app_renders_styled_routes_and_hot_updates(
 ) -> None:
     c = platform
     t = time.monotonic()
-    res = http(
-        "POST",
-        f"{c.routers[0].url}/kontext/preview?wait=ready",
-        {"files": generated_files()},
-        timeout=200,
-    )
-    assert res.status == 201, res.body
-    s = res.json()
+    s = create_ready(c, generated_files())
     ready_s = time.monotonic() - t
-    assert s["status"] == "ready", s
     assert s["errors"] == [] and s["ignored"] == []
     page = browser.new_page()
     w = Watched(page)
@@ -89,3 +104,38 @@ def test_a_generated_app_renders_styled_routes_and_hot_updates(
     assert page.evaluate("getComputedStyle(document.querySelector('h1')).color") == PRIMARY
     page.close()
     print(f"generated app: create -> ready {ready_s:.1f} s (dependencies installed)")
+
+
+VUE_GREEN = "rgb(66, 184, 131)"
+
+
+def test_a_vue_app_renders_through_its_own_config_and_keeps_state_across_an_edit(
+    browser: Browser, platform: Cluster
+) -> None:
+    """Not React: a Vue 3 single-file-component app with its own `vite.config.js` and
+    `@vitejs/plugin-vue` from its own devDependencies (tests/fixtures/vue)."""
+    c = platform
+    files = fixture_files(FIXTURES / "vue")
+    t = time.monotonic()
+    s = create_ready(c, files)
+    ready_s = time.monotonic() - t
+    assert s["errors"] == [] and s["ignored"] == [], s
+    page = browser.new_page()
+    w = Watched(page)
+    page.goto(s["previewUrl"], wait_until="load", timeout=60_000)
+    page.get_by_text("Vue home").wait_for(timeout=30_000)
+    # the SFC's scoped style applies, and its reactivity works
+    assert page.evaluate("getComputedStyle(document.querySelector('h1')).color") == VUE_GREEN
+    page.get_by_text("count is 0").click()
+    page.get_by_text("count is 1").wait_for(timeout=5_000)
+    deadline = time.monotonic() + 15
+    while not w.open_hmr():
+        assert time.monotonic() < deadline, f"no HMR socket: {w.console}"
+        page.wait_for_timeout(100)
+    # an edit to the template hot-updates in place: Vue's HMR keeps the component's state
+    app = files["src/App.vue"].replace("Vue home", "Vue edited")
+    assert c.put_files(s["sessionId"], {"src/App.vue": app}).status == 200
+    page.get_by_text("Vue edited").wait_for(timeout=15_000)
+    assert page.get_by_text("count is 1").is_visible(), "the page reloaded instead"
+    page.close()
+    print(f"vue app: create -> ready {ready_s:.1f} s (dependencies installed)")
