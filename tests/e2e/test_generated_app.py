@@ -6,7 +6,9 @@ CSS variables, `tailwindcss-animate`), `@apply border-border` in `index.css`, a 
 config, a shadcn-style `Button` (cva + tailwind-merge), the `@/` alias and `__dirname`
 in `vite.config.ts`, a dev-only plugin, and `react-router` with two routes. Its
 dependencies, Tailwind v3 included, are installed for the session (scripts off); its
-config runs inside the sandbox, on the platform's Vite, at the root of its own origin.
+config runs inside the sandbox, on the platform's Vite, at the root of its own origin. Beside
+it, a Vue 3 and a Svelte 5 app (tests/fixtures/vue, svelte) render through their own
+configs and framework plugins, from their own devDependencies.
 """
 
 from __future__ import annotations
@@ -139,3 +141,34 @@ def test_a_vue_app_renders_through_its_own_config_and_keeps_state_across_an_edit
     assert page.get_by_text("count is 1").is_visible(), "the page reloaded instead"
     page.close()
     print(f"vue app: create -> ready {ready_s:.1f} s (dependencies installed)")
+
+
+SVELTE_ORANGE = "rgb(255, 62, 0)"
+
+
+def test_a_svelte_app_renders_through_its_own_config_and_hot_updates(
+    browser: Browser, platform: Cluster
+) -> None:
+    """Svelte 5 with its own `vite.config.js` and `@sveltejs/vite-plugin-svelte`
+    (tests/fixtures/svelte)."""
+    c = platform
+    files = fixture_files(FIXTURES / "svelte")
+    s = create_ready(c, files)
+    assert s["errors"] == [] and s["ignored"] == [], s
+    page = browser.new_page()
+    w = Watched(page)
+    page.goto(s["previewUrl"], wait_until="load", timeout=60_000)
+    page.get_by_text("Svelte home").wait_for(timeout=30_000)
+    assert page.evaluate("getComputedStyle(document.querySelector('h1')).color") == SVELTE_ORANGE
+    page.get_by_text("count is 0").click()
+    page.get_by_text("count is 1").wait_for(timeout=5_000)
+    deadline = time.monotonic() + 15
+    while not w.open_hmr():
+        assert time.monotonic() < deadline, f"no HMR socket: {w.console}"
+        page.wait_for_timeout(100)
+    page.evaluate("window.__marker = 'kept'")
+    app = files["src/App.svelte"].replace("Svelte home", "Svelte edited")
+    assert c.put_files(s["sessionId"], {"src/App.svelte": app}).status == 200
+    page.get_by_text("Svelte edited").wait_for(timeout=15_000)
+    assert page.evaluate("window.__marker") == "kept", "the page reloaded instead"
+    page.close()
