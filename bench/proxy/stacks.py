@@ -27,7 +27,7 @@ def _ours(module: str) -> tuple[str, ...]:
 # "/" + the short path (`/h11/_connection.py`); the first entry is the idle wait.
 CATEGORIES: list[tuple[str, frozenset[str] | None, tuple[str, ...]]] = [
     ("idle: epoll wait (trio get_events)", frozenset({"get_events"}), ("_io_epoll.py",)),
-    ("h11 total", None, ("/h11/",)),
+    ("h11 total (none since the own parser)", None, ("/h11/",)),
     ("h11 next_event (parse)", frozenset({"next_event"}), ("/h11/_connection.py",)),
     ("h11 send (serialize)", frozenset({"send", "send_with_data_passthrough"}),
      ("/h11/_connection.py",)),
@@ -36,6 +36,11 @@ CATEGORIES: list[tuple[str, frozenset[str] | None, tuple[str, ...]]] = [
      ("/h11/_headers.py",)),
     ("h11.Connection() per request", frozenset({"__init__"}), ("/h11/_connection.py",)),
     ("h11 start_next_cycle", frozenset({"start_next_cycle"}), ("/h11/_connection.py",)),
+    ("sockio send_all (incl. the send syscall)", frozenset({"send_all"}), _ours("sockio.py")),
+    ("sockio receive_some (incl. recv, waits)", frozenset({"receive_some"}), _ours("sockio.py")),
+    ("http1 (response heads, body readers)", None, _ours("http1.py")),
+    ("splice (large bodies in the kernel)", None, _ours("splice.py")),
+    ("trio epoll registration", frozenset({"_update_registrations"}), ("/trio/_core/_io_epoll",)),
     ("trio SocketStream.send_all", frozenset({"send_all"}), ("/trio/_highlevel_socket.py",)),
     ("trio SocketStream.receive_some", frozenset({"receive_some"}),
      ("/trio/_highlevel_socket.py",)),
