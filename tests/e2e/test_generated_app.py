@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, Page
 
 from tests.support.browser import Watched
 from tests.support.cluster import Cluster, cluster, http
@@ -57,6 +57,30 @@ def create_ready(c: Cluster, files: dict[str, str]) -> dict[str, Any]:
     return poll_until(ready, 200, step=0.5)
 
 
+def open_page(browser: Browser, s: dict[str, Any], text: str) -> tuple[Page, Watched]:
+    """The session's page in a new tab, once `text` shows."""
+    page = browser.new_page()
+    w = Watched(page)
+    page.goto(s["previewUrl"], wait_until="load", timeout=60_000)
+    page.get_by_text(text).wait_for(timeout=30_000)
+    return page, w
+
+
+def hot_edit(
+    c: Cluster, page: Page, w: Watched, sid: str, files: dict[str, str], text: str
+) -> None:
+    """PUT `files` once the page's HMR socket is open; `text` must show with no reload."""
+    deadline = time.monotonic() + 15
+    while not w.open_hmr():
+        assert time.monotonic() < deadline, f"no HMR socket: {w.console}"
+        page.wait_for_timeout(100)
+    page.evaluate("window.__marker = 'kept'")
+    edit = c.put_files(sid, files)
+    assert edit.status == 200, edit.body
+    page.get_by_text(text).wait_for(timeout=15_000)
+    assert page.evaluate("window.__marker") == "kept", "the page reloaded instead"
+
+
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     tmp = tmp_path_factory.mktemp("generated")
@@ -74,10 +98,7 @@ def test_a_generated_app_renders_styled_routes_and_hot_updates(
     s = create_ready(c, generated_files())
     ready_s = time.monotonic() - t
     assert s["errors"] == [] and s["ignored"] == []
-    page = browser.new_page()
-    w = Watched(page)
-    page.goto(s["previewUrl"], wait_until="load", timeout=60_000)
-    page.get_by_text("Generated home").wait_for(timeout=30_000)
+    page, w = open_page(browser, s, "Generated home")
     # the app's Tailwind v3 theme and its shadcn-style button are applied
     assert page.evaluate("getComputedStyle(document.querySelector('h1')).color") == PRIMARY
     button_bg = "getComputedStyle(document.querySelector('button')).backgroundColor"
@@ -93,16 +114,8 @@ def test_a_generated_app_renders_styled_routes_and_hot_updates(
     page.go_back()
     page.get_by_text("Generated home").wait_for(timeout=10_000)
     # an edit reaches the page by HMR, without a reload
-    deadline = time.monotonic() + 15
-    while not w.open_hmr():
-        assert time.monotonic() < deadline, f"no HMR socket: {w.console}"
-        page.wait_for_timeout(100)
-    page.evaluate("window.__marker = 'kept'")
     index = generated_files()["src/pages/Index.tsx"].replace("Generated home", "Edited home")
-    edit = c.put_files(s["sessionId"], {"src/pages/Index.tsx": index})
-    assert edit.status == 200, edit.body
-    page.get_by_text("Edited home").wait_for(timeout=15_000)
-    assert page.evaluate("window.__marker") == "kept", "the page reloaded instead"
+    hot_edit(c, page, w, s["sessionId"], {"src/pages/Index.tsx": index}, "Edited home")
     assert page.evaluate("getComputedStyle(document.querySelector('h1')).color") == PRIMARY
     page.close()
     print(f"generated app: create -> ready {ready_s:.1f} s (dependencies installed)")
@@ -122,23 +135,15 @@ def test_a_vue_app_renders_through_its_own_config_and_keeps_state_across_an_edit
     s = create_ready(c, files)
     ready_s = time.monotonic() - t
     assert s["errors"] == [] and s["ignored"] == [], s
-    page = browser.new_page()
-    w = Watched(page)
-    page.goto(s["previewUrl"], wait_until="load", timeout=60_000)
-    page.get_by_text("Vue home").wait_for(timeout=30_000)
+    page, w = open_page(browser, s, "Vue home")
     # the SFC's scoped style applies, and its reactivity works
     assert page.evaluate("getComputedStyle(document.querySelector('h1')).color") == VUE_GREEN
     page.get_by_text("count is 0").click()
     page.get_by_text("count is 1").wait_for(timeout=5_000)
-    deadline = time.monotonic() + 15
-    while not w.open_hmr():
-        assert time.monotonic() < deadline, f"no HMR socket: {w.console}"
-        page.wait_for_timeout(100)
     # an edit to the template hot-updates in place: Vue's HMR keeps the component's state
     app = files["src/App.vue"].replace("Vue home", "Vue edited")
-    assert c.put_files(s["sessionId"], {"src/App.vue": app}).status == 200
-    page.get_by_text("Vue edited").wait_for(timeout=15_000)
-    assert page.get_by_text("count is 1").is_visible(), "the page reloaded instead"
+    hot_edit(c, page, w, s["sessionId"], {"src/App.vue": app}, "Vue edited")
+    assert page.get_by_text("count is 1").is_visible(), "the component lost its state"
     page.close()
     print(f"vue app: create -> ready {ready_s:.1f} s (dependencies installed)")
 
@@ -155,20 +160,10 @@ def test_a_svelte_app_renders_through_its_own_config_and_hot_updates(
     files = fixture_files(FIXTURES / "svelte")
     s = create_ready(c, files)
     assert s["errors"] == [] and s["ignored"] == [], s
-    page = browser.new_page()
-    w = Watched(page)
-    page.goto(s["previewUrl"], wait_until="load", timeout=60_000)
-    page.get_by_text("Svelte home").wait_for(timeout=30_000)
+    page, w = open_page(browser, s, "Svelte home")
     assert page.evaluate("getComputedStyle(document.querySelector('h1')).color") == SVELTE_ORANGE
     page.get_by_text("count is 0").click()
     page.get_by_text("count is 1").wait_for(timeout=5_000)
-    deadline = time.monotonic() + 15
-    while not w.open_hmr():
-        assert time.monotonic() < deadline, f"no HMR socket: {w.console}"
-        page.wait_for_timeout(100)
-    page.evaluate("window.__marker = 'kept'")
     app = files["src/App.svelte"].replace("Svelte home", "Svelte edited")
-    assert c.put_files(s["sessionId"], {"src/App.svelte": app}).status == 200
-    page.get_by_text("Svelte edited").wait_for(timeout=15_000)
-    assert page.evaluate("window.__marker") == "kept", "the page reloaded instead"
+    hot_edit(c, page, w, s["sessionId"], {"src/App.svelte": app}, "Svelte edited")
     page.close()

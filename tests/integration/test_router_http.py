@@ -13,6 +13,7 @@ from tests.integration.conftest import StartRouter
 from tests.support.processes import free_port
 from tests.support.upstreams import (
     CountingListener,
+    LoopbackServer,
     Reply,
     Seen,
     Upstream,
@@ -496,7 +497,7 @@ async def test_pipelined_request_behind_a_slow_one_is_kept(
     assert out.index(b"slow") < out.index(b"fast")
 
 
-class DropsReused:
+class DropsReused(LoopbackServer):
     """Answers the first request on each connection; a later one on the same connection
     is read, then, after `delay`, the connection is closed without an answer (a peer
     closing an idle keep-alive socket as the request arrives; `always`: every request)."""
@@ -505,12 +506,6 @@ class DropsReused:
         self.delay, self.always = delay, always
         self.port = 0
         self.dropped = 0
-
-    async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        self.port = listeners[0].socket.getsockname()[1]
-        task_status.started(self.port)
-        await trio.serve_listeners(self._conn, listeners)
 
     async def _conn(self, stream: trio.SocketStream) -> None:
         async with stream:

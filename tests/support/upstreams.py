@@ -42,7 +42,23 @@ class Reply:
 Responder = Callable[[Seen], Awaitable[Reply] | Reply]
 
 
-class Upstream:
+class LoopbackServer:
+    """A server on an ephemeral loopback port (`port` once started); `_conn` serves one
+    accepted connection. `nursery.start(server.serve)` returns the port."""
+
+    port = 0
+
+    async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        self.port = listeners[0].socket.getsockname()[1]
+        task_status.started(self.port)
+        await trio.serve_listeners(self._conn, listeners)
+
+    async def _conn(self, stream: trio.SocketStream) -> None:
+        raise NotImplementedError
+
+
+class Upstream(LoopbackServer):
     """An HTTP/1.1 server that records each request and answers via `respond`."""
 
     def __init__(self, respond: Responder | None = None) -> None:
@@ -50,12 +66,6 @@ class Upstream:
         self.seen: list[Seen] = []
         self.connections = 0
         self.port = 0
-
-    async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        self.port = listeners[0].socket.getsockname()[1]
-        task_status.started(self.port)
-        await trio.serve_listeners(self._conn, listeners)
 
     async def _conn(self, stream: trio.SocketStream) -> None:
         self.connections += 1
@@ -109,19 +119,13 @@ async def _next(conn: h11.Connection, stream: trio.SocketStream) -> object:
         conn.receive_data(await stream.receive_some(65536))
 
 
-class CountingListener:
+class CountingListener(LoopbackServer):
     """Accepts connections and counts them; `hang` keeps them open without answering."""
 
     def __init__(self, hang: bool = True) -> None:
         self.connections = 0
         self.port = 0
         self.hang = hang
-
-    async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        self.port = listeners[0].socket.getsockname()[1]
-        task_status.started(self.port)
-        await trio.serve_listeners(self._conn, listeners)
 
     async def _conn(self, stream: trio.SocketStream) -> None:
         self.connections += 1
