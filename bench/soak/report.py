@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.node.report import fmt, table
+from bench.soak.sampler import STALE_S
 
 
 def print_report(r: dict[str, Any]) -> None:
@@ -86,20 +87,23 @@ def _processes(procs: dict[str, Any], kinds: dict[str, str], warmup_s: float) ->
     rows: list[tuple[Any, ...]] = []
     for name, s in procs.items():
         if not s.get("judged"):
-            rows.append((name, kinds.get(name, "?"), s.get("samples", 0), *["-"] * 12))
+            rows.append((name, kinds.get(name, "?"), s.get("samples", 0), *["-"] * 13))
             continue
         rows.append((
             name, kinds.get(name, "?"), s["samples"],
             s["fd_start"], s["fd_end"], s["fd_max"], f"{s['fd_growth']:+d}",
             f"{s['files_start']}/{s['files_end']}", f"{s['files_growth']:+d}",
-            f"{s['orphans_start']}/{s['orphans_end']}", s["orphans_max"],
-            f"{s['orphans_growth']:+d}",
+            s["orphans_max"], f"{s['stale_start']}/{s['stale_end']}", s["stale_max"],
+            f"{s['stale_growth']:+d}",
             s["rss_start_mib"], s["rss_end_mib"], s["rss_max_mib"], f"{s['rss_growth_mib']:+.1f}",
         ))  # fmt: skip
     table(
         rows,
         ("process", "kind", "samples", "FDs start", "end", "max", "growth",
-         "files s/e", "growth", "orphans s/e", "max", "growth",
+         "files s/e", "growth", "orphans max", "stale s/e", "max", "growth",
          "RSS MiB start", "end", "max", "growth"),
     )  # fmt: skip
-    print("files: FDs that are not sockets; orphans: sockets whose peer has closed, still held")
+    print(
+        "files: FDs that are not sockets; orphans: sockets whose peer has closed, still held;"
+        f" stale: orphans held {STALE_S:g} s or more"
+    )

@@ -1,7 +1,8 @@
 """FDs and RSS of every process of the platform, sampled over time from /proc: each router,
 each node, and each session's dev server (its launcher's whole process group, with what
 bubblewrap starts below it, summed). FDs are counted as all, sockets, sockets whose peer
-has closed (`orphans`), and the rest (`files`: files, pipes, epoll, inotify, ...). The
+has closed (`orphans`; `stale_orphans`: those still held STALE_S after they were first
+seen so), and the rest (`files`: files, pipes, epoll, inotify, ...). The
 soak's long-lived sessions are tracked by name; the churned sessions' Vites are only
 counted (they come and go by design).
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,11 @@ import trio
 
 from bench.harness.procfs import group_members, loadavg, vm_rss_kib
 from bench.node.nodes import vite_pids
+
+# An orphaned socket still held this long after it was first seen orphaned is forgotten, not
+# in flight: a healthy process closes its end within seconds (a tunnel as soon as its other
+# side closes, the node's pool within ~9 s: housekeeping every 5 s, idle connections 4 s).
+STALE_S = 15.0
 
 
 def peer_gone() -> set[int]:
@@ -48,26 +54,29 @@ def peer_gone() -> set[int]:
     return gone
 
 
-def fd_counts(pid: int, gone: set[int]) -> dict[str, int]:
-    """Open FDs of one process: all, the sockets, and the sockets whose peer has closed."""
-    fds = sockets = orphans = 0
+def fd_counts(pid: int, gone: Set[int], stale: Set[int] = frozenset()) -> dict[str, int]:
+    """Open FDs of one process: all, the sockets, the sockets whose peer has closed
+    (`orphans`: inodes in `gone`) and those of them in `stale`."""
+    fds = sockets = orphans = stale_orphans = 0
     for fd in os.listdir(f"/proc/{pid}/fd"):
         fds += 1
         with contextlib.suppress(OSError):  # closed since the listing
             link = os.readlink(f"/proc/{pid}/fd/{fd}")
             if link.startswith("socket:["):
                 sockets += 1
-                orphans += int(link[8:-1]) in gone
-    return {"fds": fds, "sockets": sockets, "orphans": orphans}
+                inode = int(link[8:-1])
+                orphans += inode in gone
+                stale_orphans += inode in stale
+    return {"fds": fds, "sockets": sockets, "orphans": orphans, "stale_orphans": stale_orphans}
 
 
-def measure(pids: list[int], gone: set[int]) -> dict[str, int] | None:
-    """{fds, sockets, orphans, files, rss_kib, procs} summed over `pids` (`files`: every FD
-    that is not a socket); None when none of them could be read."""
-    total = {"fds": 0, "sockets": 0, "orphans": 0, "rss_kib": 0, "procs": 0}
+def measure(pids: list[int], gone: Set[int], stale: Set[int]) -> dict[str, int] | None:
+    """{fds, sockets, orphans, stale_orphans, files, rss_kib, procs} summed over `pids`
+    (`files`: every FD that is not a socket); None when none of them could be read."""
+    total = dict.fromkeys(("fds", "sockets", "orphans", "stale_orphans", "rss_kib", "procs"), 0)
     for pid in pids:
         with contextlib.suppress(OSError, ValueError):
-            counts, rss = fd_counts(pid, gone), vm_rss_kib(pid)
+            counts, rss = fd_counts(pid, gone, stale), vm_rss_kib(pid)
             for key, value in [*counts.items(), ("rss_kib", rss), ("procs", 1)]:
                 total[key] += value
     if not total["procs"]:
@@ -85,6 +94,7 @@ class Sampler:
     sessions: dict[str, str] = field(default_factory=dict)
     samples: list[dict[str, Any]] = field(default_factory=list)
     kinds: dict[str, str] = field(default_factory=dict)  # name -> router | node | vite
+    gone_since: dict[int, float] = field(default_factory=dict)  # orphan inode -> first seen
 
     def __post_init__(self) -> None:
         for name in self.fixed:
@@ -100,8 +110,10 @@ class Sampler:
     def sample(self, at: float) -> dict[str, Any]:
         procs: dict[str, Any] = {}
         gone = peer_gone()
+        self.gone_since = {i: self.gone_since.get(i, at) for i in gone}
+        stale = {i for i, since in self.gone_since.items() if at - since >= STALE_S}
         for name, pid in self.fixed.items():
-            if (m := measure([pid], gone)) is not None:
+            if (m := measure([pid], gone, stale)) is not None:
                 procs[name] = m
         others = 0
         for sid, leader in self.vites().items():
@@ -113,7 +125,7 @@ class Sampler:
                 members = group_members(os.getpgid(leader))
             except OSError:
                 continue
-            if (m := measure(members, gone)) is not None:
+            if (m := measure(members, gone, stale)) is not None:
                 procs[known] = {**m, "leader": leader}
                 self.kinds[known] = "vite"
         row = {"t": round(at, 2), "procs": procs, "other_vites": others, "load1": loadavg()[0]}
