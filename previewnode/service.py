@@ -174,6 +174,7 @@ class NodeService:
             if self.tokens:
                 self.tokens.reload()
             await self.supervisor.sweep()
+            await self.pool.prune()  # connections to dev servers that stopped or went
             await self._collect_cache()
 
     async def _collect_cache(self) -> None:

@@ -125,6 +125,22 @@ class UpstreamPool:
                 return
         await up.aclose()
 
+    async def prune(self) -> int:
+        """Close every idle connection too old to be reused, whatever its address, and
+        forget addresses left with none; how many were closed. `acquire` only looks at the
+        address it is asked for, so without this the connections to an upstream nobody
+        asks for again (a deleted session's dev server) stay open for ever: the owner
+        calls it periodically."""
+        now = time.monotonic()
+        closed = 0
+        for addr, idle in list(self._idle.items()):
+            while idle and now - idle[0].idle_since >= self.idle_timeout:  # oldest first
+                await idle.popleft().aclose()
+                closed += 1
+            if not idle:
+                del self._idle[addr]
+        return closed
+
     async def aclose(self) -> None:
         for idle in self._idle.values():
             while idle:

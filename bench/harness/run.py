@@ -41,13 +41,19 @@ class Run:
 
 
 def run_bench(
-    body: Callable[[Run], int], prefix: str, keep_temp: bool, grace: float, stopping: str
+    body: Callable[[Run], int],
+    prefix: str,
+    keep_temp: bool,
+    grace: float,
+    stopping: str,
+    cwd: Path | None = None,
 ) -> int:
-    """body(run) inside a supervisor; 130 on Ctrl-C or SIGTERM (after saying so)."""
+    """body(run) inside a supervisor whose children start in `cwd` (default: ours); 130
+    on Ctrl-C or SIGTERM (after saying so)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     tmp = Path(tempfile.mkdtemp(prefix=prefix))
     try:
-        with processes(tmp, grace=grace) as procs:
+        with processes(tmp, grace=grace, cwd=cwd) as procs:
             try:
                 return body(Run(stamp, tmp, procs, time.monotonic()))
             except KeyboardInterrupt:

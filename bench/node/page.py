@@ -76,7 +76,7 @@ class PageLoader:
         statuses: dict[str, int] = {}
         slowest: dict[str, float] = {"index.html": round(t_html * 1000, 1)}
         nbytes = len(html)
-        level = self._refs(base, html, HTML_REF, base, seen)
+        level = module_refs(base, html, HTML_REF, base, seen)
         requests = 1
         deadline = time.monotonic() + PAGE_DEADLINE
         with ThreadPoolExecutor(PAGE_CONCURRENCY) as pool:
@@ -91,7 +91,7 @@ class PageLoader:
                     statuses[str(st)] = statuses.get(str(st), 0) + 1
                     nbytes += len(body)
                     if st == 200 and ("javascript" in ctype or url.endswith((".js", ".jsx"))):
-                        nxt += self._refs(url, body, JS_IMPORT, base, seen)
+                        nxt += module_refs(url, body, JS_IMPORT, base, seen)
                 level = nxt
         self.close()
         return {
@@ -104,30 +104,32 @@ class PageLoader:
             "slowest_ms": slowest,
         }
 
-    @staticmethod
-    def _refs(
-        url: str, body: bytes, pattern: re.Pattern[bytes], base: str, seen: set[str]
-    ) -> list[str]:
-        out = []
-        for m in pattern.finditer(body):
-            ref = m.group(1).decode("utf-8", "replace")
-            if not ref.startswith(("/", "./", "../")) or ref.startswith("//"):
-                continue
-            if ref.startswith(".") and not MODULE_EXT.search(ref):
-                continue  # e.g. `from './MyComponent'` inside a comment of react-dom
-            target = urljoin(url, ref)
-            path = urlsplit(target).path
-            full = path + (f"?{urlsplit(target).query}" if urlsplit(target).query else "")
-            if path.startswith(base) and full not in seen:
-                seen.add(full)
-                out.append(full)
-        return out
-
     def close(self) -> None:
         conn = getattr(self.local, "conn", None)
         if conn is not None:
             conn.close()
             self.local.conn = None
+
+
+def module_refs(
+    url: str, body: bytes, pattern: re.Pattern[bytes], base: str, seen: set[str]
+) -> list[str]:
+    """The URLs under `base` that `body` (served at `url`) refers to by `pattern` and that
+    are not in `seen` yet (added to it): what a browser fetches next."""
+    out = []
+    for m in pattern.finditer(body):
+        ref = m.group(1).decode("utf-8", "replace")
+        if not ref.startswith(("/", "./", "../")) or ref.startswith("//"):
+            continue
+        if ref.startswith(".") and not MODULE_EXT.search(ref):
+            continue  # e.g. `from './MyComponent'` inside a comment of react-dom
+        target = urljoin(url, ref)
+        path = urlsplit(target).path
+        full = path + (f"?{urlsplit(target).query}" if urlsplit(target).query else "")
+        if path.startswith(base) and full not in seen:
+            seen.add(full)
+            out.append(full)
+    return out
 
 
 def request_kind(url: str) -> str:
