@@ -1,0 +1,90 @@
+"""What a run measured: one `Step` per timed step, a table, and the JSON file.
+
+Sizes are podman's (`podman image inspect` .Size, the image's uncompressed layers),
+shown in MB of 10^6 bytes as `podman images` shows them.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
+
+
+@dataclass
+class Step:
+    phase: str  # base | build | smoke
+    name: str
+    seconds: float = 0.0
+    status: str = "ok"  # ok | kept (inputs unchanged) | failed
+    image: str | None = None
+    bytes: int | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Report:
+    started: float = field(default_factory=time.monotonic)
+    stamp: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S"))
+    steps: list[Step] = field(default_factory=list)
+
+    @contextmanager
+    def step(self, phase: str, name: str) -> Iterator[Step]:
+        """Time the block as one step; a step whose block raised is marked failed."""
+        s = Step(phase, name)
+        self.steps.append(s)
+        print(f"images: {phase}/{name} ...", flush=True)
+        t = time.monotonic()
+        try:
+            yield s
+        except BaseException:
+            s.status = "failed"
+            raise
+        finally:
+            s.seconds = round(time.monotonic() - t, 1)
+
+    def weigh(self, s: Step, image: str, size: Callable[[str], int]) -> None:
+        s.image, s.bytes = image, size(image)
+
+    def table(self) -> str:
+        rows = [("phase/step", "time", "status", "image", "size")]
+        for s in self.steps:
+            size = f"{s.bytes / 1e6:.0f} MB" if s.bytes is not None else ""
+            rows.append(
+                (f"{s.phase}/{s.name}", f"{s.seconds:.1f} s", s.status, s.image or "", size)
+            )
+        total = round(time.monotonic() - self.started, 1)
+        rows.append(("total", f"{total:.1f} s", "", "", ""))
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+
+        def line(row: tuple[str, ...]) -> str:
+            cells = [
+                c.rjust(w) if i in (1, 4) else c.ljust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            ]
+            return "  ".join(cells).rstrip()
+
+        return "\n".join(line(r) for r in rows)
+
+    def write(self, command: str) -> Path:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        path = RESULTS / f"images-{self.stamp}.json"
+        result = {
+            "meta": {
+                "command": command,
+                "stamp": self.stamp,
+                "elapsed_s": round(time.monotonic() - self.started, 1),
+                "machine": platform.node(),
+                "kernel": platform.release(),
+            },
+            "steps": [asdict(s) for s in self.steps],
+        }
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        return path
