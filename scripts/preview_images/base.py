@@ -173,10 +173,13 @@ def python(podman: Podman, report: Report, fresh: bool) -> None:
     _build_base(podman, report, "python", PYTHON_IMAGE, recipe, context, inputs, fresh)
 
 
-def node_dist(report: Report, versions: Versions) -> Path:
+def node_dist(report: Report, versions: Versions, fresh: bool) -> Path:
     """A build context with `node` and `npm/` from the npm registry (tarballs kept)."""
     packs = WORK / "cache" / "npm-packs"
     context = WORK / "cache" / f"node-{versions.node}-npm-{versions.npm}"
+    if fresh:
+        shutil.rmtree(packs, ignore_errors=True)
+        shutil.rmtree(context, ignore_errors=True)
     with report.step("base", "node-dist") as s:
         s.detail = {"node": versions.node, "npm": versions.npm}
         if (context / "node").is_file() and (context / "npm" / "package.json").is_file():
@@ -220,7 +223,7 @@ def node_dist(report: Report, versions: Versions) -> Path:
 
 
 def nodejs(podman: Podman, report: Report, fresh: bool, versions: Versions) -> None:
-    context = node_dist(report, versions)
+    context = node_dist(report, versions, fresh)
     recipe = RECIPES / "node.Containerfile"
     inputs = inputs_hash(
         recipe.read_bytes(), versions.node, versions.npm, podman.image_id(MINBASE) or ""

@@ -3,8 +3,9 @@
 The machine's own configuration is left alone: every call gets `CONTAINERS_CONF` naming
 `run/images/containers.conf`, written here from this process's limits:
 
-- `runtime = "runc"`: Debian's crun (1.8) cannot start containers on hybrid cgroups
-  (v1 controllers and an empty unified hierarchy, as on this VM);
+- `runtime = "runc"`: Debian's crun (1.8.1) refuses hybrid cgroups (v1 controllers and
+  a unified hierarchy, as on this VM): "cgroups in hybrid mode not supported, drop all
+  controllers from cgroupv2";
 - `cgroup_manager = "cgroupfs"`, `events_logger = "file"`: no systemd here;
 - `default_ulimits` within reach: podman's default (1048576 open files and processes)
   is more than processes get here, and runc then fails with "error setting rlimits ...
@@ -21,6 +22,7 @@ import json
 import os
 import resource
 import subprocess
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -128,8 +130,14 @@ def run(argv: Sequence[str], env: dict[str, str], log: str | None, check: bool =
     path = LOGS / f"{log}.log"
     with path.open("a") as out:
         out.write(f"$ {' '.join(argv)}\n")
-        out.flush()
-        code = subprocess.run(argv, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+        started = time.monotonic()
+        with subprocess.Popen(
+            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        ) as proc:
+            assert proc.stdout is not None
+            for line in proc.stdout:  # each line stamped: where a build spends its time
+                out.write(f"[{time.monotonic() - started:6.1f}s] {line}")
+        code = proc.returncode
     if check and code != 0:
         raise Failed(f"{' '.join(argv[:3])} ... exited {code}; see {path}:\n{tail(path)}")
     return ""

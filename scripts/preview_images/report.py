@@ -7,6 +7,7 @@ shown in MB of 10^6 bytes as `podman images` shows them.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from collections.abc import Callable, Iterator
@@ -34,6 +35,7 @@ class Report:
     started: float = field(default_factory=time.monotonic)
     stamp: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S"))
     steps: list[Step] = field(default_factory=list)
+    load: list[float] = field(default_factory=lambda: [round(x, 2) for x in os.getloadavg()])
 
     @contextmanager
     def step(self, phase: str, name: str) -> Iterator[Step]:
@@ -71,7 +73,11 @@ class Report:
             ]
             return "  ".join(cells).rstrip()
 
-        return "\n".join(line(r) for r in rows)
+        load = (
+            f"load average (1 min): {self.load[0]:.1f} at the start, "
+            f"{os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} CPUs"
+        )
+        return "\n".join([*(line(r) for r in rows), load])
 
     def write(self, command: str) -> Path:
         RESULTS.mkdir(parents=True, exist_ok=True)
@@ -83,6 +89,9 @@ class Report:
                 "elapsed_s": round(time.monotonic() - self.started, 1),
                 "machine": platform.node(),
                 "kernel": platform.release(),
+                # Other work on the machine slows every phase: the load it had, start and end.
+                "loadavg_start": self.load,
+                "loadavg_end": [round(x, 2) for x in os.getloadavg()],
             },
             "steps": [asdict(s) for s in self.steps],
         }

@@ -14,8 +14,9 @@ dependency sets a session's package.json asks for that the runtime does not sati
 The demo app (examples/counter) is created through the router's API, then: its page
 200 with the Vite client and the page client, its modules, the HMR WebSocket (`vite-hmr`
 subprotocol, the token from the served client, `connected`), a PUT of an edited
-`src/App.jsx` and the `update` Vite pushes for it, the edited module served, the
-session deleted, each container stopped with SIGTERM.
+`src/App.jsx` and the `update` Vite pushes for it, the edited module served; then a
+second session whose package.json names a dependency the runtime lacks (npm installs it
+in the container); both deleted, each container stopped with SIGTERM (exit 0).
 
 Never: leave a container behind (removed in a `finally`: on success, failure, Ctrl-C,
 SIGTERM), or listen anywhere but 127.0.0.1.
@@ -53,6 +54,9 @@ SECRET, TOKEN, RING = (
     "/etc/preview/ring/ring.toml",
 )
 EDIT = ("Hello from a live preview", "Hello from a container")
+# A dependency the runtime does not have: the node installs the set with npm (registry
+# over TLS: the host's CA bundle) in its container.
+EXTRA_DEPENDENCY = {"clsx": "^2.1.1"}
 
 
 @dataclass(frozen=True)
@@ -294,12 +298,32 @@ async def check(podman: Podman, report: Report, s: Setup, started: list[str]) ->
             f"PUT src/App.jsx -> 200; 'update' for {', '.join(map(str, paths))} after {seen:.3f} s; edit served"
         )
 
-    with report.step("smoke", "stop") as step:
-        status, _ = await trio.to_thread.run_sync(
-            lambda: api(s, "DELETE", f"/kontext/preview/{sid}")
+    with report.step("smoke", "install") as step:
+        files = demo_files()
+        manifest = json.loads(files["package.json"])
+        manifest["dependencies"].update(EXTRA_DEPENDENCY)
+        files["package.json"] = json.dumps(manifest, indent=2)
+        t = time.monotonic()
+        status, obj = await trio.to_thread.run_sync(
+            lambda: api(s, "POST", "/kontext/preview?wait=ready", {"files": files})
         )
-        if status != 200:
-            raise Failed(f"DELETE /kontext/preview/{sid} -> {status}")
+        if status != 201 or obj.get("status") != "ready":
+            log = save_logs(podman, s, "node")
+            raise Failed(f"POST with {EXTRA_DEPENDENCY} -> {status} {obj}\n{log}:\n{tail(log)}")
+        installed = str(obj["sessionId"])
+        step.detail = {"sessionId": installed, "create_to_ready_s": round(time.monotonic() - t, 2)}
+        say(
+            f"POST with {', '.join(EXTRA_DEPENDENCY)} (not in the runtime: npm install in the "
+            f"container) -> {status}, ready in {time.monotonic() - t:.2f} s"
+        )
+
+    with report.step("smoke", "stop") as step:
+        for session in (sid, installed):
+            status, _ = await trio.to_thread.run_sync(
+                api, s, "DELETE", f"/kontext/preview/{session}"
+            )
+            if status != 200:
+                raise Failed(f"DELETE /kontext/preview/{session} -> {status}")
         codes = {}
         for role in ("router", "node"):  # the edge first, as a rollout would
             name = s.name(role)
@@ -309,7 +333,7 @@ async def check(podman: Podman, report: Report, s: Setup, started: list[str]) ->
             ).strip()
         step.detail = {"exit_codes": codes}
         say(
-            f"session deleted; SIGTERM: router exited {codes['router']}, node exited {codes['node']}"
+            f"sessions deleted; SIGTERM: router exited {codes['router']}, node exited {codes['node']}"
         )
         if set(codes.values()) != {"0"}:
             raise Failed(f"containers did not exit 0 on SIGTERM: {codes}")
