@@ -90,17 +90,19 @@ def write_setup(work: Path) -> Setup:
     work.mkdir(parents=True, exist_ok=True)
     router_port, node_port = free_port(), free_port()
     token = secrets.token_urlsafe(32)
-    for name, value in (("secret", secrets.token_urlsafe(48)), ("api-token", token)):
+    ring = f'[[nodes]]\nname = "node-0"\nurl = "http://127.0.0.1:{node_port}"\nstate = "active"\n'
+    for name, text, mode, owner in (
+        ("secret", secrets.token_urlsafe(48) + "\n", 0o400, UID),
+        ("api-token", token + "\n", 0o400, UID),
+        ("ring.toml", ring, 0o444, 0),
+        ("seccomp.json", json.dumps(chart_seccomp_profile(), indent=2), 0o444, 0),
+    ):
         path = work / name
         path.unlink(missing_ok=True)
-        path.write_text(value + "\n")
-        os.chown(path, UID, UID)
-        path.chmod(0o400)
-    (work / "ring.toml").write_text(
-        f'[[nodes]]\nname = "node-0"\nurl = "http://127.0.0.1:{node_port}"\nstate = "active"\n'
-    )
-    (work / "ring.toml").chmod(0o444)
-    (work / "seccomp.json").write_text(json.dumps(chart_seccomp_profile(), indent=2))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        os.chown(path, owner, owner)
     return Setup(work, router_port, node_port, token, f"{os.getpid()}")
 
 
@@ -202,141 +204,137 @@ async def _up(podman: Podman, s: Setup, role: str, port: int) -> dict[str, Any]:
     raise Failed(f"{name} not ready within 60 s")
 
 
-async def check(podman: Podman, report: Report, s: Setup, started: list[str]) -> None:
-    with report.step("smoke", "node") as step:
-        t = time.monotonic()
-        started.append("node")  # before run: a container created but not started is removed too
-        podman(*node_argv(s))
-        ready = await _up(podman, s, "node", s.node_port)
-        version = podman("exec", s.name("node"), "node", "--version").strip()
-        step.detail = {"readyz": ready, "node": version}
-        say(
-            f"node container ready in {time.monotonic() - t:.1f} s on 127.0.0.1:"
-            f"{s.node_port} (sandbox {ready.get('sandbox')}, limits {ready.get('limits')}, "
-            f"Node.js {version})"
-        )
-    with report.step("smoke", "router") as step:
-        t = time.monotonic()
-        started.append("router")  # before run: a container created but not started is removed too
-        podman(*router_argv(s))
-        step.detail = {"readyz": await _up(podman, s, "router", s.router_port)}
-        say(f"router container ready in {time.monotonic() - t:.1f} s on 127.0.0.1:{s.router_port}")
+async def create(podman: Podman, s: Setup, files: dict[str, str]) -> tuple[str, str, float]:
+    """POST ?wait=ready through the router: (session ID, preview URL, seconds to ready)."""
+    t = time.monotonic()
+    status, obj = await trio.to_thread.run_sync(
+        api, s, "POST", "/kontext/preview?wait=ready", {"files": files}
+    )
+    if status != 201 or obj.get("status") != "ready":
+        log = await trio.to_thread.run_sync(save_logs, podman, s, "node")
+        raise Failed(f"POST /kontext/preview?wait=ready -> {status} {obj}\n{log}:\n{tail(log)}")
+    return str(obj["sessionId"]), str(obj["previewUrl"]), round(time.monotonic() - t, 2)
 
-    with report.step("smoke", "session") as step:
+
+async def start(podman: Podman, report: Report, s: Setup, started: list[str]) -> None:
+    for role, argv, port in (
+        ("node", node_argv(s), s.node_port),
+        ("router", router_argv(s), s.router_port),
+    ):
+        with report.step("smoke", role) as step:
+            t = time.monotonic()
+            started.append(role)  # before run: a container created but not started goes too
+            podman(*argv)
+            ready = await _up(podman, s, role, port)
+            step.detail = {"readyz": ready}
+            more = ""
+            if role == "node":
+                version = podman("exec", s.name(role), "node", "--version").strip()
+                step.detail["node"] = version
+                more = f" (sandbox {ready.get('sandbox')}, limits {ready.get('limits')}, Node.js {version})"
+            say(f"{role} container ready in {time.monotonic() - t:.1f} s on 127.0.0.1:{port}{more}")
+
+
+async def page(s: Setup, url: str) -> dict[str, Any]:
+    """The preview page with the Vite client and the page client, then its modules."""
+    host = urlsplit(url).netloc
+    got = await vite_client.http_get(s.router_port, "/", host)
+    if got.status != 200 or b"/@vite/client" not in got.body:
+        raise Failed(f"GET {url} -> {got.status}: {got.body[:500]!r}")
+    if b"__x00__preview-client" not in got.body:
+        raise Failed(f"GET {url}: no page client tag in {got.body[:800]!r}")
+    # What a browser loads next; Vite pushes updates only for modules a client has loaded.
+    for path in ("/@id/__x00__preview-client", "/src/main.jsx", "/src/App.jsx"):
+        module = await vite_client.http_get(s.router_port, path, host)
+        if module.status != 200:
+            raise Failed(f"GET {path} -> {module.status}: {module.body[:500]!r}")
+    ctype = got.headers.get("content-type")
+    say(
+        f"GET {url} -> 200 {ctype} ({len(got.body)} bytes); "
+        "page client, src/main.jsx, src/App.jsx -> 200"
+    )
+    return {"bytes": len(got.body), "content_type": ctype}
+
+
+async def hmr(s: Setup, sid: str, url: str) -> dict[str, Any]:
+    """The HMR WebSocket as a browser opens it, then the update Vite pushes for a PUT edit."""
+    host, port = urlsplit(url).netloc, s.router_port
+    token = await vite_client.ws_token(port, "/", host)
+    status, ws = await vite_client.hmr_handshake(port, f"/hmr?token={token}", host)
+    if status != 101:
+        raise Failed(f"HMR handshake -> {status}")
+    async with ws.stream:
+        first = await ws.receive_json()
+        if first.get("type") != "connected":
+            raise Failed(f"first HMR message: {first}")
+        say(f"HMR WebSocket (vite-hmr) -> 101, {first['type']!r}")
+        edited = (DEMO / "src" / "App.jsx").read_text().replace(*EDIT)
         t = time.monotonic()
         status, obj = await trio.to_thread.run_sync(
-            lambda: api(s, "POST", "/kontext/preview?wait=ready", {"files": demo_files()})
+            api, s, "PUT", f"/kontext/preview/{sid}/files", {"files": {"src/App.jsx": edited}}
         )
-        if status != 201 or obj.get("status") != "ready":
-            log = save_logs(podman, s, "node")
-            raise Failed(f"POST /kontext/preview?wait=ready -> {status} {obj}\n{log}:\n{tail(log)}")
-        sid, url = str(obj["sessionId"]), str(obj["previewUrl"])
-        step.detail = {
-            "sessionId": sid,
-            "previewUrl": url,
-            "create_to_ready_s": round(time.monotonic() - t, 2),
-        }
-        say(
-            f"POST /kontext/preview?wait=ready -> {status}, {sid} ready in {time.monotonic() - t:.2f} s"
-        )
-    host = urlsplit(url).netloc
-    port = s.router_port
+        if status != 200:
+            raise Failed(f"PUT /kontext/preview/{sid}/files -> {status} {obj}")
+        with trio.fail_after(15):
+            while (message := await ws.receive_json())["type"] != "update":
+                pass
+        seen = round(time.monotonic() - t, 3)
+    updates = message.get("updates")
+    paths = (
+        [str(u.get("path")) for u in updates if isinstance(u, dict)]
+        if isinstance(updates, list)
+        else []
+    )
+    if "/src/App.jsx" not in paths:
+        raise Failed(f"update without /src/App.jsx: {message}")
+    served = await vite_client.http_get(port, "/src/App.jsx", host)
+    if EDIT[1].encode() not in served.body:
+        raise Failed("the edited src/App.jsx is not what Vite serves")
+    say(f"PUT src/App.jsx -> 200; 'update' for {', '.join(paths)} after {seen:.3f} s; edit served")
+    return {"put_to_update_s": seen, "update": message}
 
+
+async def stop(podman: Podman, s: Setup, sessions: list[str]) -> dict[str, Any]:
+    """Delete the sessions, then SIGTERM each container: both must exit 0."""
+    for sid in sessions:
+        status, _ = await trio.to_thread.run_sync(api, s, "DELETE", f"/kontext/preview/{sid}")
+        if status != 200:
+            raise Failed(f"DELETE /kontext/preview/{sid} -> {status}")
+    codes = {}
+    for role in ("router", "node"):  # the edge first, as a rollout would
+        name = s.name(role)
+        podman("stop", "--time=15", name)
+        codes[role] = podman("container", "inspect", "--format", "{{.State.ExitCode}}", name)
+        codes[role] = codes[role].strip()
+    say(f"sessions deleted; SIGTERM: router exited {codes['router']}, node exited {codes['node']}")
+    if set(codes.values()) != {"0"}:
+        raise Failed(f"containers did not exit 0 on SIGTERM: {codes}")
+    return {"exit_codes": codes}
+
+
+async def check(podman: Podman, report: Report, s: Setup, started: list[str]) -> None:
+    await start(podman, report, s, started)
+    with report.step("smoke", "session") as step:
+        sid, url, took = await create(podman, s, demo_files())
+        step.detail = {"sessionId": sid, "previewUrl": url, "create_to_ready_s": took}
+        say(f"POST /kontext/preview?wait=ready -> 201, {sid} ready in {took:.2f} s")
     with report.step("smoke", "page") as step:
-        page = await vite_client.http_get(port, "/", host)
-        if page.status != 200 or b"/@vite/client" not in page.body:
-            raise Failed(f"GET {url} -> {page.status}: {page.body[:500]!r}")
-        if b"__x00__preview-client" not in page.body:
-            raise Failed(f"GET {url}: no page client tag in {page.body[:800]!r}")
-        for path in ("/@id/__x00__preview-client", "/src/main.jsx", "/src/App.jsx"):
-            got = await vite_client.http_get(port, path, host)
-            if got.status != 200:
-                raise Failed(f"GET {path} -> {got.status}: {got.body[:500]!r}")
-        step.detail = {"bytes": len(page.body), "content_type": page.headers.get("content-type")}
-        say(
-            f"GET {url} -> 200 {page.headers.get('content-type')} ({len(page.body)} bytes); "
-            "page client, src/main.jsx, src/App.jsx -> 200"
-        )
-
+        step.detail = await page(s, url)
     with report.step("smoke", "hmr") as step:
-        token = await vite_client.ws_token(port, "/", host)
-        status, ws = await vite_client.hmr_handshake(port, f"/hmr?token={token}", host)
-        if status != 101:
-            raise Failed(f"HMR handshake -> {status}")
-        async with ws.stream:
-            first = await ws.receive_json()
-            if first.get("type") != "connected":
-                raise Failed(f"first HMR message: {first}")
-            say(f"HMR WebSocket (vite-hmr) -> 101, {first['type']!r}")
-            app = (DEMO / "src" / "App.jsx").read_text()
-            edited = app.replace(*EDIT)
-            t = time.monotonic()
-            status, obj = await trio.to_thread.run_sync(
-                lambda: api(
-                    s, "PUT", f"/kontext/preview/{sid}/files", {"files": {"src/App.jsx": edited}}
-                )
-            )
-            if status != 200:
-                raise Failed(f"PUT /kontext/preview/{sid}/files -> {status} {obj}")
-            with trio.fail_after(15):
-                while (message := await ws.receive_json())["type"] != "update":
-                    pass
-            seen = round(time.monotonic() - t, 3)
-        updates = message.get("updates")
-        paths = (
-            [u.get("path") for u in updates if isinstance(u, dict)]
-            if isinstance(updates, list)
-            else []
-        )
-        if "/src/App.jsx" not in paths:
-            raise Failed(f"update without /src/App.jsx: {message}")
-        served = await vite_client.http_get(port, "/src/App.jsx", host)
-        if EDIT[1].encode() not in served.body:
-            raise Failed("the edited src/App.jsx is not what Vite serves")
-        step.detail = {"put_to_update_s": seen, "update": message}
-        say(
-            f"PUT src/App.jsx -> 200; 'update' for {', '.join(map(str, paths))} after {seen:.3f} s; edit served"
-        )
-
+        step.detail = await hmr(s, sid, url)
     with report.step("smoke", "install") as step:
         files = demo_files()
         manifest = json.loads(files["package.json"])
         manifest["dependencies"].update(EXTRA_DEPENDENCY)
         files["package.json"] = json.dumps(manifest, indent=2)
-        t = time.monotonic()
-        status, obj = await trio.to_thread.run_sync(
-            lambda: api(s, "POST", "/kontext/preview?wait=ready", {"files": files})
-        )
-        if status != 201 or obj.get("status") != "ready":
-            log = save_logs(podman, s, "node")
-            raise Failed(f"POST with {EXTRA_DEPENDENCY} -> {status} {obj}\n{log}:\n{tail(log)}")
-        installed = str(obj["sessionId"])
-        step.detail = {"sessionId": installed, "create_to_ready_s": round(time.monotonic() - t, 2)}
+        installed, _, took = await create(podman, s, files)
+        step.detail = {"sessionId": installed, "create_to_ready_s": took}
         say(
-            f"POST with {', '.join(EXTRA_DEPENDENCY)} (not in the runtime: npm install in the "
-            f"container) -> {status}, ready in {time.monotonic() - t:.2f} s"
+            f"POST with {', '.join(EXTRA_DEPENDENCY)} (not in the runtime: npm installs it in "
+            f"the container) -> 201, ready in {took:.2f} s"
         )
-
     with report.step("smoke", "stop") as step:
-        for session in (sid, installed):
-            status, _ = await trio.to_thread.run_sync(
-                api, s, "DELETE", f"/kontext/preview/{session}"
-            )
-            if status != 200:
-                raise Failed(f"DELETE /kontext/preview/{session} -> {status}")
-        codes = {}
-        for role in ("router", "node"):  # the edge first, as a rollout would
-            name = s.name(role)
-            podman("stop", "--time=15", name)
-            codes[role] = podman(
-                "container", "inspect", "--format", "{{.State.ExitCode}}", name
-            ).strip()
-        step.detail = {"exit_codes": codes}
-        say(
-            f"sessions deleted; SIGTERM: router exited {codes['router']}, node exited {codes['node']}"
-        )
-        if set(codes.values()) != {"0"}:
-            raise Failed(f"containers did not exit 0 on SIGTERM: {codes}")
+        step.detail = await stop(podman, s, [sid, installed])
 
 
 def smoke(podman: Podman, report: Report) -> None:
