@@ -33,13 +33,16 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _sigterm(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # so that the smoke test's `finally` removes its containers
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    # Both set here, as a shell may leave SIGINT ignored for a background job; inside
+    # trio.run the smoke test takes them over (open_signal_receiver) and cancels.
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str]) -> int:
     args = parse(argv)
-    signal.signal(signal.SIGTERM, _sigterm)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
     phases = PHASES if args.command == "all" else (args.command,)
     report = Report()
     podman = Podman()

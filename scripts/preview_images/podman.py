@@ -135,8 +135,12 @@ def run(argv: Sequence[str], env: dict[str, str], log: str | None, check: bool =
             argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         ) as proc:
             assert proc.stdout is not None
-            for line in proc.stdout:  # each line stamped: where a build spends its time
-                out.write(f"[{time.monotonic() - started:6.1f}s] {line}")
+            try:
+                for line in proc.stdout:  # each line stamped: where a build spends its time
+                    out.write(f"[{time.monotonic() - started:6.1f}s] {line}")
+            except BaseException:  # Ctrl-C, SIGTERM: the step stops with us
+                proc.terminate()
+                raise
         code = proc.returncode
     if check and code != 0:
         raise Failed(f"{' '.join(argv[:3])} ... exited {code}; see {path}:\n{tail(path)}")

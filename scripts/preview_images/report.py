@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,11 +20,19 @@ from typing import Any
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 @dataclass
 class Step:
     phase: str  # base | build | smoke
     name: str
     seconds: float = 0.0
+    # CPU time of the processes the step waited for (mmdebstrap, podman and the build
+    # steps it runs; not a container's own processes): less bent by other load than time.
+    cpu_seconds: float = 0.0
     status: str = "ok"  # ok | kept (inputs unchanged) | failed
     image: str | None = None
     bytes: int | None = None
@@ -43,32 +52,44 @@ class Report:
         s = Step(phase, name)
         self.steps.append(s)
         print(f"images: {phase}/{name} ...", flush=True)
-        t = time.monotonic()
+        t, cpu = time.monotonic(), _children_cpu()
         try:
             yield s
+        except KeyboardInterrupt:
+            s.status = "interrupted"
+            raise
         except BaseException:
             s.status = "failed"
             raise
         finally:
             s.seconds = round(time.monotonic() - t, 1)
+            s.cpu_seconds = round(_children_cpu() - cpu, 1)
 
     def weigh(self, s: Step, image: str, size: Callable[[str], int]) -> None:
         s.image, s.bytes = image, size(image)
 
     def table(self) -> str:
-        rows = [("phase/step", "time", "status", "image", "size")]
+        rows = [("phase/step", "time", "cpu", "status", "image", "size")]
         for s in self.steps:
             size = f"{s.bytes / 1e6:.0f} MB" if s.bytes is not None else ""
             rows.append(
-                (f"{s.phase}/{s.name}", f"{s.seconds:.1f} s", s.status, s.image or "", size)
+                (
+                    f"{s.phase}/{s.name}",
+                    f"{s.seconds:.1f} s",
+                    f"{s.cpu_seconds:.1f} s",
+                    s.status,
+                    s.image or "",
+                    size,
+                )
             )
         total = round(time.monotonic() - self.started, 1)
-        rows.append(("total", f"{total:.1f} s", "", "", ""))
-        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        cpu = round(sum(s.cpu_seconds for s in self.steps), 1)
+        rows.append(("total", f"{total:.1f} s", f"{cpu:.1f} s", "", "", ""))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
 
         def line(row: tuple[str, ...]) -> str:
             cells = [
-                c.rjust(w) if i in (1, 4) else c.ljust(w)
+                c.rjust(w) if i in (1, 2, 5) else c.ljust(w)
                 for i, (c, w) in enumerate(zip(row, widths, strict=True))
             ]
             return "  ".join(cells).rstrip()

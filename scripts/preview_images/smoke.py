@@ -28,12 +28,14 @@ import json
 import os
 import re
 import secrets
+import signal
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import trio
@@ -57,6 +59,7 @@ EDIT = ("Hello from a live preview", "Hello from a container")
 # A dependency the runtime does not have: the node installs the set with npm (registry
 # over TLS: the host's CA bundle) in its container.
 EXTRA_DEPENDENCY = {"clsx": "^2.1.1"}
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,11 @@ def api(s: Setup, method: str, path: str, body: object | None = None) -> tuple[i
         return exc.code, json.loads(exc.read() or b"{}")
 
 
+async def to_thread(fn: Callable[..., T], *args: Any) -> T:
+    """fn(*args) in a thread; a cancel (a signal) abandons it rather than waiting."""
+    return await trio.to_thread.run_sync(fn, *args, abandon_on_cancel=True)
+
+
 def say(msg: str) -> None:
     print(f"smoke: {msg}", flush=True)
 
@@ -196,8 +204,8 @@ async def _up(podman: Podman, s: Setup, role: str, port: int) -> dict[str, Any]:
                     return ready
             except OSError:
                 pass
-            if not await trio.to_thread.run_sync(podman.running, name):
-                log = await trio.to_thread.run_sync(save_logs, podman, s, role)
+            if not await to_thread(podman.running, name):
+                log = await to_thread(save_logs, podman, s, role)
                 raise Failed(f"{name} exited before it was ready; see {log}:\n{tail(log)}")
             await trio.sleep(0.1)
     assert scope.cancelled_caught
@@ -207,11 +215,9 @@ async def _up(podman: Podman, s: Setup, role: str, port: int) -> dict[str, Any]:
 async def create(podman: Podman, s: Setup, files: dict[str, str]) -> tuple[str, str, float]:
     """POST ?wait=ready through the router: (session ID, preview URL, seconds to ready)."""
     t = time.monotonic()
-    status, obj = await trio.to_thread.run_sync(
-        api, s, "POST", "/kontext/preview?wait=ready", {"files": files}
-    )
+    status, obj = await to_thread(api, s, "POST", "/kontext/preview?wait=ready", {"files": files})
     if status != 201 or obj.get("status") != "ready":
-        log = await trio.to_thread.run_sync(save_logs, podman, s, "node")
+        log = await to_thread(save_logs, podman, s, "node")
         raise Failed(f"POST /kontext/preview?wait=ready -> {status} {obj}\n{log}:\n{tail(log)}")
     return str(obj["sessionId"]), str(obj["previewUrl"]), round(time.monotonic() - t, 2)
 
@@ -270,7 +276,7 @@ async def hmr(s: Setup, sid: str, url: str) -> dict[str, Any]:
         say(f"HMR WebSocket (vite-hmr) -> 101, {first['type']!r}")
         edited = (DEMO / "src" / "App.jsx").read_text().replace(*EDIT)
         t = time.monotonic()
-        status, obj = await trio.to_thread.run_sync(
+        status, obj = await to_thread(
             api, s, "PUT", f"/kontext/preview/{sid}/files", {"files": {"src/App.jsx": edited}}
         )
         if status != 200:
@@ -297,7 +303,7 @@ async def hmr(s: Setup, sid: str, url: str) -> dict[str, Any]:
 async def stop(podman: Podman, s: Setup, sessions: list[str]) -> dict[str, Any]:
     """Delete the sessions, then SIGTERM each container: both must exit 0."""
     for sid in sessions:
-        status, _ = await trio.to_thread.run_sync(api, s, "DELETE", f"/kontext/preview/{sid}")
+        status, _ = await to_thread(api, s, "DELETE", f"/kontext/preview/{sid}")
         if status != 200:
             raise Failed(f"DELETE /kontext/preview/{sid} -> {status}")
     codes = {}
@@ -312,7 +318,29 @@ async def stop(podman: Podman, s: Setup, sessions: list[str]) -> dict[str, Any]:
     return {"exit_codes": codes}
 
 
+async def _watch_signals(
+    scope: trio.CancelScope, signalled: list[int], *, task_status: trio.TaskStatus[None]
+) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
+        async for signum in signals:
+            signalled.append(signum)
+            scope.cancel()
+            return
+
+
 async def check(podman: Podman, report: Report, s: Setup, started: list[str]) -> None:
+    """The steps; SIGINT or SIGTERM cancels them, then KeyboardInterrupt (see `smoke`)."""
+    signalled: list[int] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(_watch_signals, nursery.cancel_scope, signalled)
+        await steps(podman, report, s, started)
+        nursery.cancel_scope.cancel()
+    if signalled:
+        raise KeyboardInterrupt
+
+
+async def steps(podman: Podman, report: Report, s: Setup, started: list[str]) -> None:
     await start(podman, report, s, started)
     with report.step("smoke", "session") as step:
         sid, url, took = await create(podman, s, demo_files())
@@ -344,7 +372,10 @@ def smoke(podman: Podman, report: Report) -> None:
     s = write_setup(WORK / "smoke")
     started: list[str] = []  # roles whose container exists
     try:
-        trio.run(check, podman, report, s, started)
+        try:
+            trio.run(check, podman, report, s, started)
+        except BaseExceptionGroup as group:  # the nursery's: the one error of the steps
+            raise _only(group) from None
         say("ok")
     finally:
         for role in reversed(started):
@@ -358,3 +389,10 @@ def save_logs(podman: Podman, s: Setup, role: str) -> Path:
     log.unlink(missing_ok=True)
     podman("logs", s.name(role), log=f"smoke-{role}", check=False)
     return log
+
+
+def _only(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error
