@@ -149,8 +149,7 @@ def _build_base(
         if _kept(podman, s, report, ref, inputs, fresh):
             return
         before = podman.image_id(ref)
-        podman(
-            "build",
+        podman.build(
             "--network=host",
             "--pull=never",
             f"--volume={CA_BUNDLE}:{CA_BUNDLE}:ro",

@@ -21,9 +21,9 @@ LOCAL = {"PYTHON_IMAGE": PYTHON_IMAGE, "NODE_IMAGE": NODE_IMAGE}
 
 
 def build_argv(name: str, fresh: bool) -> list[str]:
+    """`podman build`'s arguments for one of the project's images."""
     dockerfile, tag = IMAGES[name]
     return [
-        "build",
         "--network=host",
         "--pull=never",
         *(["--no-cache"] if fresh else []),
@@ -42,6 +42,6 @@ def build(podman: Podman, report: Report, fresh: bool) -> None:
     for name, (_, tag) in IMAGES.items():
         with report.step("build", name) as s:
             before = podman.image_id(tag)
-            podman(*build_argv(name, fresh), log=f"build-{name}")
+            podman.build(*build_argv(name, fresh), log=f"build-{name}")
             podman.note_replaced(tag, before)
             report.weigh(s, tag, podman.image_size)

@@ -100,6 +100,21 @@ class Podman:
         """Run `podman ARGS`; with `log`, its output goes to LOGS/{log}.log (appended)."""
         return run(["podman", *args], self.env, log, check)
 
+    def build(self, *args: str, log: str) -> None:
+        """`podman build ARGS`; a build that fails or is interrupted leaves its working
+        containers in storage (podman 4.3, SIGINT and SIGTERM alike): they are removed."""
+        before = self._build_containers()
+        try:
+            self("build", *args, log=log)
+        except BaseException:
+            for left in self._build_containers() - before:
+                self("rm", "--force", left, check=False)
+            raise
+
+    def _build_containers(self) -> set[str]:
+        out = self("ps", "--all", "--external", "--format", "{{.ID}} {{.Command}}", check=False)
+        return {line.split()[0] for line in out.splitlines() if line.endswith(" buildah")}
+
     def image_id(self, ref: str) -> str | None:
         out = self("image", "inspect", "--format", "{{.Id}}", ref, check=False)
         return out.strip() or None
