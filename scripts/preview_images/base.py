@@ -18,8 +18,10 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from preview_images.podman import CA_BUNDLE, LOGS, ROOT, WORK, Failed, Podman, tail
 from preview_images.report import Report, Step
@@ -101,38 +103,45 @@ def minbase(podman: Podman, report: Report, fresh: bool) -> None:
         with log.open("w") as out:
             out.write(f"$ {' '.join(argv)} | podman import - {MINBASE}\n")
             out.flush()
-            strap = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=out)
-            assert strap.stdout is not None
-            imported = subprocess.run(
-                [
-                    "podman",
-                    "import",
-                    "--change",
-                    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                    "--change",
-                    "ENV LANG=C.UTF-8",
-                    "--change",
-                    f"LABEL {LABEL}={inputs}",
-                    "--change",
-                    'CMD ["bash"]',
-                    "-",
-                    MINBASE,
-                ],
-                stdin=strap.stdout,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=podman.env,
-                check=False,
+            # Its own session: stopping, mmdebstrap signals its whole process group (HUP).
+            strap = subprocess.Popen(
+                argv, stdout=subprocess.PIPE, stderr=out, start_new_session=True
             )
+            assert strap.stdout is not None
+            try:
+                imported = _import(podman, strap.stdout, out, inputs)
+            except BaseException:  # Ctrl-C, SIGTERM
+                # mmdebstrap finishes its current step first (up to a minute), then
+                # unmounts and removes its chroot; closing the pipe keeps its tarball
+                # write from blocking that.
+                strap.stdout.close()
+                strap.terminate()
+                print("images: waiting for mmdebstrap to clean up", file=sys.stderr)
+                strap.wait()
+                raise
             strap.stdout.close()
             strapped = strap.wait()
-        if strapped != 0 or imported.returncode != 0:
+        if strapped != 0 or imported != 0:
             raise Failed(
-                f"mmdebstrap exited {strapped}, podman import {imported.returncode}; "
-                f"see {log}:\n{tail(log)}"
+                f"mmdebstrap exited {strapped}, podman import {imported}; see {log}:\n{tail(log)}"
             )
         podman.note_replaced(MINBASE, before)
         report.weigh(s, MINBASE, podman.image_size)
+
+
+def _import(podman: Podman, tar: IO[bytes], out: IO[str], inputs: str) -> int:
+    """`podman import` of the tarball on `tar`, with what an image built FROM it expects."""
+    changes = [
+        "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "ENV LANG=C.UTF-8",
+        f"LABEL {LABEL}={inputs}",
+        'CMD ["bash"]',
+    ]
+    argv = ["podman", "import", *(f"--change={c}" for c in changes), "-", MINBASE]
+    done = subprocess.run(
+        argv, stdin=tar, stdout=out, stderr=subprocess.STDOUT, env=podman.env, check=False
+    )
+    return done.returncode
 
 
 def _build_base(
