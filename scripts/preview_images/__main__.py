@@ -61,11 +61,11 @@ def main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         print("images: interrupted", file=sys.stderr)
         code = 130
-    finally:
+    finally:  # also when a bug raised something else: its traceback follows the table
         podman.remove_replaced()
-    print()
-    print(report.table())
-    print(f"\nJSON: {report.write(' '.join(['scripts/images', *argv]))}")
+        print()
+        print(report.table())
+        print(f"\nJSON: {report.write(' '.join(['scripts/images', *argv]))}", flush=True)
     return code
 
 
