@@ -56,7 +56,8 @@ RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
 # Root-owned and read-only to the node user: sessions resolve against it, never write it.
 COPY --from=runtime /opt/preview/runtime /opt/preview/runtime
 COPY --from=build /opt/venv /opt/venv
-COPY previewnode/runtime/*.mjs /opt/preview/runtime/
+# The launcher, and the page client it reads from beside itself (preview-client.js).
+COPY previewnode/runtime/*.mjs previewnode/runtime/*.js /opt/preview/runtime/
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
