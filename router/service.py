@@ -166,6 +166,8 @@ class RouterService:
             for f in files:
                 f.reload()
             _export_ring_gauge(self.state)
+            # Idle connections to a node that left the ring are never asked for again.
+            await self.pool.prune()
 
     async def _signals(self) -> None:
         with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
