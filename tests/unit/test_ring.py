@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from uhashring import HashRing
 
-from router.ring import Node, Ring, RingError, parse_ring, render_ring
+from router.ring import VNODES, Node, Ring, RingError, parse_ring, render_ring, ring_hash
 
 RING = """
 [[nodes]]
@@ -94,3 +95,42 @@ def test_render_round_trips() -> None:
 def test_empty_ring_routes_nowhere() -> None:
     ring = Ring([])
     assert ring.route("x") == [] and ring.place("x") == []
+
+
+def _uhashring(nodes: list[Node]) -> HashRing:
+    conf = {n.name: {"weight": n.weight, "vnodes": VNODES} for n in nodes}
+    return HashRing(nodes=conf, hash_fn=ring_hash)
+
+
+def test_walk_is_uhashrings_order_for_routing_and_placement() -> None:
+    """The bisect walk replaced uhashring's `range`: every replica built either way agrees."""
+    nodes = [
+        Node(
+            f"node-{i}",
+            f"http://10.0.0.{i}:9000",
+            "draining" if i % 5 == 0 else "active",
+            1 + i % 3,
+        )
+        for i in range(40)
+    ]
+    ring = Ring(nodes)
+    routing = _uhashring(nodes)
+    placing = _uhashring([n for n in nodes if n.state == "active"])
+    for i in range(3000):
+        key = f"key-{i}" if i % 2 else f"{i:024x}"
+        want = [c["nodename"] for c in routing.range(key, size=3, unique=True)]
+        assert [n.name for n in ring.route(key)] == want
+        want_all = [c["nodename"] for c in placing.range(key, unique=True)]
+        assert [n.name for n in ring.successors(key)] == want_all
+        assert [n.name for n in ring.place(key)] == want_all[:3]
+
+
+def test_walk_wraps_past_the_last_point() -> None:
+    ring = parse_ring(RING)
+    last = max(
+        ring_hash(f"{n.name}-{i}") for n in ring.nodes.values() for i in range(VNODES * n.weight)
+    )
+    key = next(f"w{i}" for i in range(10**6) if ring_hash(f"w{i}") >= last)
+    assert [n.name for n in ring.route(key)] == [
+        c["nodename"] for c in _uhashring(list(ring.nodes.values())).range(key, size=3)
+    ]

@@ -1,0 +1,205 @@
+"""Bounded-load placement (router/placement.py): the bound, affinity, power of two, fallbacks."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+
+from router.placement import COUNT, EPSILON, Loads, bound, candidates
+from router.ring import Node, Ring
+
+
+def ring_of(n: int, draining: tuple[int, ...] = ()) -> Ring:
+    return Ring(
+        Node(f"node-{i}", f"http://10.0.0.{i}:9000", "draining" if i in draining else "active")
+        for i in range(n)
+    )
+
+
+def loads_of(values: dict[str, float]) -> Loads:
+    loads = Loads()
+    loads.update(values)
+    return loads
+
+
+def keys(n: int, seed: int = 1) -> list[str]:
+    rng = random.Random(seed)
+    return [f"{rng.getrandbits(96):024x}" for _ in range(n)]
+
+
+def place(ring: Ring, loads: Loads, key: str, *, kind: str) -> list[Node]:
+    """kind: 'affinity', 'session' (client-chosen ID) or 'random' (key as the random draw)."""
+    return candidates(
+        ring,
+        loads,
+        key if kind == "session" else None,
+        key if kind == "affinity" else None,
+        lambda: key,
+    )
+
+
+RING = ring_of(10)
+KINDS = ("affinity", "session", "random")
+
+
+def test_bound_is_one_plus_epsilon_times_the_mean_of_active_nodes_unreported_as_zero() -> None:
+    ring = ring_of(4, draining=(3,))
+    loads = loads_of({"node-0": 0.9, "node-1": 0.3, "node-3": 5.0})  # node-2 never reported
+    assert bound(loads, ring) == pytest.approx((1 + EPSILON) * (0.9 + 0.3 + 0.0) / 3)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_overloaded_node_is_never_the_pick(kind: str) -> None:
+    loads = loads_of({f"node-{i}": 1.0 + (i % 3) for i in range(10)})  # mean 1.9, limit 2.09
+    limit = bound(loads, RING)
+    over = {n for n in RING.nodes if loads.load(n) > limit}
+    assert over  # the loads above put a third of the ring over the bound
+    for key in keys(2000):
+        pick = place(RING, loads, key, kind=kind)[0].name
+        # A session ID may only go to the nodes routing asks (owner + 2): over the bound
+        # only when all three are.
+        window = {n.name for n in RING.route(key)} if kind == "session" else set()
+        assert pick not in over or window <= over
+
+
+def test_affinity_sticks_under_the_bound_and_moves_when_over() -> None:
+    key = "project-42"
+    home = RING.place(key)[0].name
+    loads = loads_of(dict.fromkeys(RING.nodes, 1.0))
+    assert place(RING, loads, key, kind="affinity")[0].name == home
+    loads[home] = 1.05  # above the mean (1.005), under the bound (1.1055)
+    assert loads.load(home) <= bound(loads, RING)
+    assert place(RING, loads, key, kind="affinity")[0].name == home
+    loads[home] = 3.0
+    moved = place(RING, loads, key, kind="affinity")
+    assert moved[0].name == RING.place(key)[1].name  # the next node along the ring
+    assert home in [n.name for n in moved]  # still a fallback
+    loads[home] = 1.0
+    assert place(RING, loads, key, kind="affinity")[0].name == home  # and back once it is not
+
+
+def test_random_key_takes_the_less_loaded_of_the_first_two_eligible() -> None:
+    loads = loads_of({f"node-{i}": 0.1 * i for i in range(10)})
+    limit = bound(loads, RING)
+    for key in keys(500):
+        eligible = [n for n in RING.successors(key) if loads.load(n.name) <= limit][:2]
+        want = min(eligible, key=lambda n: loads.load(n.name))
+        assert place(RING, loads, key, kind="random")[0] == want
+
+
+def test_equal_loads_keep_the_ring_order() -> None:
+    loads = Loads()
+    for key in keys(200):
+        assert place(RING, loads, key, kind="random") == RING.place(key)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_draining_nodes_are_never_candidates(kind: str) -> None:
+    ring = ring_of(12, draining=(0, 5, 7))
+    loads = loads_of({"node-0": 0.0, "node-5": 0.0, "node-7": 0.0, "node-1": 9.0, "node-2": 9.0})
+    seen = {n.name for k in keys(2000) for n in place(ring, loads, k, kind=kind)}
+    assert seen and not seen & {"node-0", "node-5", "node-7"}
+
+
+@pytest.mark.parametrize("kind", ("affinity", "random"))
+def test_the_order_is_complete_eligible_first_then_overloaded(kind: str) -> None:
+    rng = random.Random(7)
+    for key in keys(500):
+        loads = loads_of({n: rng.choice((0.2, 0.5, 3.0)) for n in RING.nodes})
+        limit = bound(loads, RING)
+        got = place(RING, loads, key, kind=kind)
+        names = [n.name for n in got]
+        assert len(set(names)) == len(names) >= COUNT
+        walk = [n.name for n in RING.successors(key)]
+        assert walk[: len(names)] == sorted(names, key=walk.index)  # a prefix of the ring walk
+        ok = [loads.load(n) <= limit for n in names]
+        assert ok == sorted(ok, reverse=True)  # no overloaded node before an eligible one
+
+
+def test_when_only_one_node_is_eligible_the_rest_follow_as_fallbacks() -> None:
+    loads = loads_of({n: 5.0 for n in RING.nodes} | {"node-3": 0.0})
+    for key in keys(50):
+        walk = [n.name for n in RING.successors(key)]
+        upto = max(walk.index("node-3") + 1, COUNT)
+        affinity = [n.name for n in place(RING, loads, key, kind="affinity")]
+        assert affinity == ["node-3"] + [n for n in walk[:upto] if n != "node-3"]
+        # a random key looks for a second eligible node, to the end of the ring
+        random_ = [n.name for n in place(RING, loads, key, kind="random")]
+        assert random_ == ["node-3"] + [n for n in walk if n != "node-3"]
+
+
+def test_a_session_id_stays_within_the_nodes_routing_asks() -> None:
+    ring = ring_of(10, draining=(4,))
+    loads = loads_of(dict.fromkeys(ring.nodes, 9.0) | {"node-8": 0.0})  # all but one over
+    for sid in (f"proj-{i}" for i in range(300)):
+        window = {n.name for n in ring.route(sid)}
+        got = candidates(ring, loads, sid, "an-affinity-key", lambda: "unused")
+        assert got and {n.name for n in got} <= window - {"node-4"}
+        if "node-8" in window:
+            assert got[0].name == "node-8"
+        else:
+            assert got[0] == next(n for n in ring.route(sid) if n.state == "active")
+
+
+def test_an_idle_ring_has_every_node_eligible() -> None:
+    loads = loads_of(dict.fromkeys(RING.nodes, 0.0))
+    loads.mean(RING.active)
+    for name, load in (("node-1", 0.1), ("node-2", 0.7), ("node-3", 0.3)):
+        loads[name] = load
+    for name in ("node-1", "node-2", "node-3"):
+        loads[name] = 0.0  # the running sum rounds to -5.6e-17 here; the bound must stay 0
+    assert all(place(RING, loads, k, kind="affinity") == RING.place(k) for k in keys(100))
+
+
+def test_seeded_random_keys_give_the_same_placements() -> None:
+    def run(seed: int) -> list[str]:
+        rng = random.Random(seed)
+        loads, out = Loads(), []
+        for _ in range(3000):
+            node = candidates(RING, loads, None, None, lambda: f"{rng.getrandbits(96):024x}")[0]
+            loads[node.name] = loads.load(node.name) + 0.01
+            out.append(node.name)
+        return out
+
+    assert run(3) == run(3)
+    assert run(3) != run(4)
+
+
+def test_running_sum_matches_a_fresh_sum_and_follows_ring_changes() -> None:
+    rng = random.Random(5)
+    loads = Loads()
+    ring = ring_of(20, draining=(2,))
+    for _ in range(5000):
+        loads[f"node-{rng.randrange(25)}"] = rng.random()  # includes nodes outside the ring
+        if rng.random() < 0.01:
+            del loads[rng.choice(list(loads))]
+    fresh = sum(loads.load(n) for n in ring.active) / len(ring.active)
+    assert loads.mean(ring.active) == pytest.approx(fresh)
+    grown = ring_of(25)
+    assert loads.mean(grown.active) == pytest.approx(sum(loads.values()) / 25)
+    assert Loads().mean(frozenset()) == 0.0
+
+
+def test_bounded_loads_hold_max_over_mean_where_the_plain_ring_does_not() -> None:
+    """A hot project and 200 creates per node: the bound caps every node; the ring alone doesn't."""
+    ring = ring_of(50)
+    rng = random.Random(11)
+    step = 1 / 1000  # one session on a node with --max-sessions 1000
+
+    def run(bounded: bool) -> float:
+        loads, held = Loads(), Counter[str]()
+        for i in range(10_000):
+            key = "hot-project" if i % 4 == 0 else f"{rng.getrandbits(64):x}"
+            node = (
+                candidates(ring, loads, None, key if i % 4 == 0 else None, lambda k=key: k)[0]
+                if bounded
+                else ring.place(key, 1)[0]
+            )
+            held[node.name] += 1
+            loads[node.name] = held[node.name] * step
+        return max(held.values()) / (sum(held.values()) / len(ring.active))
+
+    assert run(bounded=True) <= 1 + EPSILON + 50 * step  # the bound plus one create's step
+    assert run(bounded=False) > 5  # every hot-project create on one node
