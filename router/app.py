@@ -2,9 +2,9 @@
 
 Stateless by design: everything it needs to route is the ID itself, the ring
 file and the secrets. The only soft state is the load each node last reported
-(`X-Preview-Node-Load`), which bounds placement (`router/placement.py`: an
-overloaded node is passed over, a random key takes the less loaded of two);
-losing it costs nothing but balance.
+(`X-Preview-Node-Load`), which bounds placement (`router/placement.py`: a node
+holding more than its share is passed over, a random key takes the less loaded
+of two); losing it costs nothing but balance.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from previewcore.livefile import LiveFile
 from previewcore.session_id import Keys, is_valid_hashed_id, placement_token
 from previewcore.urls import preview_path
 from previewcore.viewer import set_cookie, split_token, token_expiry, verify_token
-from previewcore.wire import LOAD_HEADER, NODE_PRIVATE, PLACEMENT_HEADER, UNKNOWN_MARK, parse_load
+from previewcore.wire import LOAD_HEADER, NODE_PRIVATE, PLACEMENT_HEADER, UNKNOWN_MARK
 from proxycore import logs
 from proxycore.errors import (
     NotFound,
@@ -214,9 +214,7 @@ class RouterApp:
             raise NotFound()
 
     def _note_load(self, node: Node, resp: UpstreamResponse) -> None:
-        load = parse_load(resp.header(LOAD_HEADER))
-        if load is not None:
-            self.state.loads[node.name] = load
+        self.state.loads.report(node.name, resp.header(LOAD_HEADER))
 
     async def _head(
         self,
