@@ -26,21 +26,23 @@ class Load(NamedTuple):
 
     total: float  # every fraction summed: the comparable load
     sessions: float  # S/N alone: what placement's bound counts (router/placement.py)
+    step: float  # 1/N: what one more session adds to `sessions`
 
 
 def parse_load(value: bytes | None) -> Load | None:
-    """`running=R/M; sessions=S/N` -> its fractions summed and S/N, None if absent or bad."""
+    """`running=R/M; sessions=S/N` -> its fractions summed, S/N and 1/N; None if absent or bad."""
     if not value:
         return None
-    total = sessions = 0.0
+    total = sessions = step = 0.0
     try:
         for part in value.decode("ascii").split(";"):
             name, _, frac = part.partition("=")
             used, _, cap = frac.strip().partition("/")
-            fraction = int(used) / max(int(cap), 1)
+            capacity = max(int(cap), 1)
+            fraction = int(used) / capacity
             total += fraction
             if name.strip() == "sessions":
-                sessions = fraction
+                sessions, step = fraction, 1 / capacity
     except ValueError:
         return None
-    return Load(total, sessions)
+    return Load(total, sessions, step)

@@ -2,11 +2,14 @@
 
 The ring orders the nodes for every key; what the nodes last reported
 (`X-Preview-Node-Load: running=R/M; sessions=S/N`) decides how far along that order to
-go. A node is *eligible* while its sessions fraction S/N is under (1 + ε) x the mean
-over the nodes that take new sessions, or while it holds none: for whole sessions that
-is S + 1 <= ⌈(1 + ε) x mean⌉, the capacity of Mirrokni, Thorup and Zadimoghaddam's
-"Consistent Hashing with Bounded Loads" (Google, 2016). It is held on what the router
-knows: the last reports, a node never heard from counting as 0. Then:
+go. A node is *eligible* while one more session keeps its sessions fraction S/N within
+(1 + ε) x the mean over the nodes that take new sessions, (S + 1)/N <= (1 + ε) x mean:
+the bound of Mirrokni, Thorup and Zadimoghaddam's "Consistent Hashing with Bounded
+Loads" (Google, 2016), whose capacity ⌈(1 + ε) x mean⌉ may end one session over; here
+the header's N says what one session is, so no node passes the bound. A node at or
+under the mean is eligible too, so that some node always is (while the mean is under
+1/ε sessions one more session is more than ε of it). The bound is held on what the
+router knows: the last reports, a node never heard from counting as 0. Then:
 
 - an affinity key takes the first eligible node from the key, so a project keeps its
   node (and that node's warm dependency cache) until the node holds more than its share,
@@ -23,9 +26,9 @@ knows: the last reports, a node never heard from counting as 0. Then:
 
 Why the bound counts sessions and not the summed load: one create adds 1/M to `running`
 (1/8 by default) but only 1/N to `sessions`, so on the sum a node is over a 10% bound
-after a single create and affinity keys moved on three times in four (bench/placement.py:
-26% of affinity creates on their ring node, against 66% with this bound, at the same
-max/mean). Sessions are the balls the model bounds; running Vites come and go.
+after a single create: sessions even out further, but affinity keys leave their node
+far more often (bench/README.md compares both, `bounded` and `bounded-sum`). Sessions
+are the balls the model bounds; running Vites come and go.
 
 The answer is always a complete order, the pick first, then the other eligible nodes
 walked, then the overloaded ones, so the router's retry on 503 still reaches a node
@@ -63,6 +66,7 @@ class Loads:
     def __init__(self) -> None:
         self._load: dict[str, float] = {}
         self._sessions: dict[str, float] = {}
+        self._step: dict[str, float] = {}
         self._active: frozenset[str] = frozenset()
         self._total = 0.0
 
@@ -70,14 +74,15 @@ class Loads:
         """A node's `X-Preview-Node-Load`; an absent or malformed one changes nothing."""
         load = parse_load(header)
         if load is not None:
-            self.note(name, load.total, load.sessions)
+            self.note(name, load.total, load.sessions, load.step)
 
-    def note(self, name: str, load: float, sessions: float) -> None:
-        """A parsed report: the summed fractions and the sessions fraction."""
+    def note(self, name: str, load: float, sessions: float, step: float = 0.0) -> None:
+        """A parsed report: the summed fractions, S/N, and 1/N (one session's share)."""
         if name in self._active:
             self._total += sessions - self._sessions.get(name, 0.0)
         self._load[name] = load
         self._sessions[name] = sessions
+        self._step[name] = step
 
     def load(self, name: str) -> float:
         """Running and sessions fractions summed, 0 for a node never heard from."""
@@ -96,28 +101,31 @@ class Loads:
         return max(self._total, 0.0) / len(active) if active else 0.0
 
 
-def bound(loads: Loads, ring: Ring, epsilon: float = EPSILON) -> float:
-    """The sessions fraction under which a node still takes new sessions."""
-    return (1.0 + epsilon) * loads.mean(ring.active)
-
-
 def order(
-    walk: Iterable[Node], loads: Loads, limit: float, choices: int, count: int = COUNT
+    walk: Iterable[Node],
+    loads: Loads,
+    mean: float,
+    choices: int,
+    epsilon: float = EPSILON,
+    count: int = COUNT,
 ) -> list[Node]:
     """Nodes to try, best first: the least loaded of the first `choices` eligible nodes,
     then the other eligible nodes walked, then the overloaded ones, each in ring order.
 
     The walk stops once it has `choices` eligible nodes and at least `count` in all (or
     at the end of the ring), so it stays a few steps long unless the nodes after the key
-    are overloaded. At least one node is always eligible: the least loaded is empty or
-    under the bound.
+    are overloaded. At least one node is always eligible: the least loaded is at or
+    under the mean.
     """
-    sessions = loads._sessions.get  # the hot loop of every create: no method call per node
+    limit = (1.0 + epsilon) * mean
+    # The hot loop of every create: plain dict lookups, no method call per node.
+    sessions, step = loads._sessions.get, loads._step.get
     eligible: list[Node] = []
     over: list[Node] = []
     for node in walk:
         held = sessions(node.name, 0.0)
-        (eligible if held < limit or held == 0.0 else over).append(node)
+        ok = held + step(node.name, 0.0) <= limit or held <= mean
+        (eligible if ok else over).append(node)
         if len(eligible) >= choices and len(eligible) + len(over) >= count:
             break
     # sorted() is stable: between equal loads the ring's order decides.
@@ -134,12 +142,12 @@ def candidates(
     epsilon: float = EPSILON,
 ) -> list[Node]:
     """Where to create a session, in the order to try; empty when no node is active."""
-    limit = bound(loads, ring, epsilon)
+    mean = loads.mean(ring.active)
     if session_id is not None:
         window = [n if n.state == "active" else None for n in ring.route(session_id, ASKED)]
         choice = [n for n in window[: ASKED - SPARE] if n is not None]
         spare = [n for n in window[ASKED - SPARE :] if n is not None]
-        return order(choice, loads, limit, STICKY) + spare
+        return order(choice, loads, mean, STICKY, epsilon) + spare
     if affinity_key:
-        return order(ring.successors(affinity_key), loads, limit, STICKY)
-    return order(ring.successors(random_key()), loads, limit, CHOICES)
+        return order(ring.successors(affinity_key), loads, mean, STICKY, epsilon)
+    return order(ring.successors(random_key()), loads, mean, CHOICES, epsilon)

@@ -42,7 +42,7 @@ class Cluster:
         load = self._parsed.get(state)
         if load is None:  # memoized: the same (R, S) always parses to the same load
             header = format_load(state[0], self.max_running, state[1], self.max_sessions)
-            load = self._parsed[state] = parse_load(header) or Load(0.0, 0.0)
+            load = self._parsed[state] = parse_load(header) or Load(0.0, 0.0, 0.0)
         return load
 
     def remove(self, name: str) -> list[Held]:

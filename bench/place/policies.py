@@ -3,8 +3,8 @@
 Each takes (ring, loads, kind, key) and returns the nodes to try in order, as the router's
 `_candidates` does; `bounded` *is* the router's code (`router.placement.candidates`), the
 other two are kept here as they were, for comparison. `bounded-sum` is the same code fed
-the summed load where it reads the sessions fraction (`SUMMED`): the bound as first
-written on this branch, kept to show why the bound counts sessions.
+the summed load where it reads the sessions fraction (`SUMMED`; no one-session step): the
+bound as first written on this branch (617a9b7), kept to show why it counts sessions.
 """
 
 from __future__ import annotations

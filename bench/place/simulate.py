@@ -81,7 +81,10 @@ def run(
 
     def tell(loads: Loads, name: str) -> None:
         load = cluster.report(name)
-        loads.note(name, load.total, load.total if s.summed else load.sessions)
+        if s.summed:
+            loads.note(name, load.total, load.total)
+        else:
+            loads.note(name, load.total, load.sessions, load.step)
 
     def create(ring: Ring, loads: Loads, kind: int, key: str) -> None:
         t = clock()

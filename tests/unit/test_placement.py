@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from router.placement import COUNT, EPSILON, STICKY, Loads, bound, candidates, order
+from router.placement import COUNT, EPSILON, STICKY, Loads, candidates, order
 from router.ring import Node, Ring
 
 
@@ -30,6 +30,11 @@ def set_sessions(loads: Loads, name: str, fraction: float) -> None:
     loads.note(name, fraction, fraction)
 
 
+def bound(loads: Loads, ring: Ring) -> float:
+    """The sessions fraction a node may reach: (1 + ε) x the mean of the active nodes."""
+    return (1 + EPSILON) * loads.mean(ring.active)
+
+
 def keys(n: int, seed: int = 1) -> list[str]:
     rng = random.Random(seed)
     return [f"{rng.getrandbits(96):024x}" for _ in range(n)]
@@ -50,10 +55,10 @@ RING = ring_of(10)
 KINDS = ("affinity", "session", "random")
 
 
-def test_bound_is_one_plus_epsilon_times_the_mean_of_active_nodes_unreported_as_zero() -> None:
+def test_the_mean_is_over_active_nodes_with_unreported_ones_as_zero() -> None:
     ring = ring_of(4, draining=(3,))
     loads = loads_of({"node-0": 0.9, "node-1": 0.3, "node-3": 5.0})  # node-2 never reported
-    assert bound(loads, ring) == pytest.approx((1 + EPSILON) * (0.9 + 0.3 + 0.0) / 3)
+    assert loads.mean(ring.active) == pytest.approx((0.9 + 0.3 + 0.0) / 3)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -95,15 +100,34 @@ def test_running_vites_do_not_move_an_affinity_key() -> None:
     assert place(RING, loads, key, kind="affinity")[0].name == home
 
 
-def test_a_node_at_the_bound_is_full_and_an_empty_node_never_is() -> None:
+def test_a_node_takes_a_session_only_if_it_stays_within_the_bound() -> None:
+    """(S + 1)/N <= (1 + ε) x mean, in sixteenths with ε = 1/4 so that floats are exact."""
+    walk = list(RING.successors("project-3"))
+    loads = Loads()
+    for name in RING.nodes:
+        loads.note(name, 0.0, 8 / 16, 1 / 16)
+    mean = 8 / 16  # limit 10/16
+    loads.note(walk[0].name, 0.0, 9 / 16, 1 / 16)  # 10/16 after one more: at the bound
+    assert order(walk, loads, mean, STICKY, 0.25)[0] == walk[0]
+    loads.note(walk[0].name, 0.0, 10 / 16, 1 / 16)  # 11/16 after one more: over it
+    assert order(walk, loads, mean, STICKY, 0.25)[0] == walk[1]
+
+
+def test_nodes_at_or_under_the_mean_take_a_session_even_when_it_is_more_than_epsilon() -> None:
+    """With 2-session nodes one session is half a node: the mean keeps someone eligible."""
+    walk = list(RING.successors("project-5"))
+    loads = Loads()
+    for name in RING.nodes:
+        loads.note(name, 0.0, 1 / 4, 1 / 2)
+    assert order(walk, loads, 1 / 4, STICKY)[0] == walk[0]  # 3/4 after it, but at the mean
+    loads.note(walk[0].name, 0.0, 1 / 2, 1 / 2)
+    assert order(walk, loads, 1 / 4, STICKY)[0] == walk[1]
+
+
+def test_an_idle_ring_has_every_node_eligible_at_once() -> None:
     loads = loads_of(dict.fromkeys(RING.nodes, 0.0))
     for key in keys(50):
-        assert place(RING, loads, key, kind="affinity") == RING.place(key)  # mean 0: all empty
-    walk = list(RING.successors("project-3"))
-    loads = loads_of(dict.fromkeys(RING.nodes, 0.005) | {walk[0].name: 0.01})
-    # S = c x mean exactly: one more would pass the capacity ⌈c x mean⌉
-    assert order(walk, loads, 0.01, STICKY)[0] != walk[0]
-    assert order(walk, loads, 0.0101, STICKY)[0] == walk[0]
+        assert place(RING, loads, key, kind="affinity") == RING.place(key)
 
 
 def test_random_key_takes_the_less_loaded_of_the_first_two_eligible() -> None:
@@ -233,6 +257,9 @@ def test_a_report_is_the_nodes_header_parsed() -> None:
     for bad in (None, b"", b"garbage"):
         loads.report("node-1", bad)  # an absent or malformed header keeps the last report
     assert loads.sessions("node-1") == pytest.approx(0.25)
+    # and one session is 1/200 of it: 0.25 is within 1.1 x 0.229, 0.255 is not
+    one, two = RING.nodes["node-1"], RING.nodes["node-2"]
+    assert order([one, two], loads, 0.229, STICKY) == [two, one]
     assert loads.load("node-9") == loads.sessions("node-9") == 0.0
 
 
@@ -252,8 +279,9 @@ def test_bounded_loads_hold_max_over_mean_where_the_plain_ring_does_not() -> Non
                 else ring.place(key, 1)[0]
             )
             held[node.name] += 1
-            set_sessions(loads, node.name, held[node.name] * step)
+            fraction = held[node.name] * step
+            loads.note(node.name, fraction, fraction, step)
         return max(held.values()) / (sum(held.values()) / len(ring.active))
 
-    assert run(bounded=True) <= 1 + EPSILON + 1e-9  # 220 = ⌈1.1 x 200⌉: Google's capacity
+    assert run(bounded=True) <= 1 + EPSILON + 1e-9  # no node over 220 = 1.1 x 200
     assert run(bounded=False) > 5  # every hot-project create on one node

@@ -29,6 +29,7 @@ def test_parse_load_reads_back_what_format_load_wrote(
     parsed = parse_load(value)
     assert parsed is not None and parsed.total == pytest.approx(load)
     assert parsed.sessions == pytest.approx(sessions / max(max_sessions, 1))
+    assert parsed.step == pytest.approx(1 / max(max_sessions, 1))
 
 
 def test_a_fuller_node_reads_as_more_loaded() -> None:
