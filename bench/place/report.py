@@ -44,6 +44,12 @@ def print_tables(result: dict[str, Any]) -> None:
         )
     on_draining = sum(r["placed_on_draining"] for r in result["runs"])
     print(f"sessions placed on a draining node, all runs: {on_draining}")
+    lost = [
+        f"{r['policy']} {r['loads']} {r['hashed_unreachable']:,} of {r['hashed_sessions']:,}"
+        for r in result["runs"]
+        if r["hashed_sessions"]
+    ]
+    print("client-chosen IDs held where routing does not ask (end of run): " + "; ".join(lost))
     print(f"goal max/mean <= {GOAL_MAX_OVER_MEAN:.2f} with bounded loads:")
     for r in result["runs"]:
         if not r["policy"].startswith("bounded"):

@@ -25,8 +25,8 @@ from typing import Any
 from bench.harness.stats import percentile
 from bench.place.cluster import Cluster, Held
 from bench.place.policies import Policy
-from bench.place.workload import AFFINITY, RANDOM, Mix, Workload
-from router.placement import Loads
+from bench.place.workload import AFFINITY, RANDOM, SESSION, Mix, Workload
+from router.placement import ASKED, Loads
 from router.ring import Ring
 
 
@@ -155,6 +155,16 @@ def summary(
     """Sessions per node over the nodes that take new sessions at the end (draining ones
     stopped growing at the drain and are left out of max and mean alike)."""
     counts = sorted(len(cluster.held[name]) for name in ring.active)
+    hashed = [
+        (holder, held[1])
+        for holder, sessions in cluster.held.items()
+        for held in sessions
+        if held is not None and held[0] == SESSION
+    ]
+    # A client-chosen ID is found only on the nodes routing asks (CONTRACT §4).
+    unreachable = sum(
+        holder not in [n.name for n in ring.route(sid, ASKED)] for holder, sid in hashed
+    )
     mean = statistics.fmean(counts)
     cost_us = sorted(c / 1000 for c in costs)
     return {
@@ -175,6 +185,8 @@ def summary(
         "refused_503": tally["refused"],
         "failed_creates": tally["failed"],
         "placed_on_draining": tally["on_draining"],
+        "hashed_sessions": len(hashed),
+        "hashed_unreachable": unreachable,
         "affinity_on_home_node": (
             round(tally["affinity_home"] / tally["affinity"], 4) if tally["affinity"] else None
         ),
