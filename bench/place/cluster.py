@@ -26,15 +26,18 @@ class Cluster:
         self._created: deque[str] = deque()
         self._parsed: dict[tuple[int, int], Load] = {}
 
-    def full(self, name: str) -> bool:
-        return len(self.held[name]) >= self.max_sessions
-
-    def add(self, name: str, held: Held) -> None:
-        self.held[name].append(held)
+    def add(self, name: str, held: Held) -> bool:
+        """Create the session here; False (a 503) when the node is full."""
+        sessions = self.held[name]
+        if len(sessions) >= self.max_sessions:
+            return False
+        sessions.append(held)
         self.recent[name] += 1
-        self._created.append(name)
-        if len(self._created) > self.window:
-            self.recent[self._created.popleft()] -= 1
+        created = self._created
+        created.append(name)
+        if len(created) > self.window:
+            self.recent[created.popleft()] -= 1
+        return True
 
     def report(self, name: str) -> Load:
         """The load the router reads from this node's next response: the real header, parsed."""

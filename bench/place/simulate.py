@@ -78,10 +78,11 @@ def run(
     tally = {"refused": 0, "failed": 0, "on_draining": 0, "affinity": 0, "affinity_home": 0}
     homes: dict[tuple[int, str], str] = {}
     clock = time.perf_counter_ns
+    report, add, summed = cluster.report, cluster.add, s.summed
 
     def tell(loads: Loads, name: str) -> None:
-        load = cluster.report(name)
-        if s.summed:
+        load = report(name)
+        if summed:
             loads.note(name, load.total, load.total)
         else:
             loads.note(name, load.total, load.sessions, load.step)
@@ -90,17 +91,15 @@ def run(
         t = clock()
         order = policy(ring, loads, kind, key)
         costs.append(clock() - t)
+        held: Held = None if kind == RANDOM else (kind, key)
         for node in order:
             name = node.name
-            if cluster.full(name):
-                tally["refused"] += 1
-                if learn:
-                    tell(loads, name)
-                continue
-            held: Held = None if kind == RANDOM else (kind, key)
-            cluster.add(name, held)
-            if learn:
+            placed = add(name, held)
+            if learn:  # the 201 or the 503 carries the node's load
                 tell(loads, name)
+            if not placed:
+                tally["refused"] += 1
+                continue
             if name not in ring.active:
                 tally["on_draining"] += 1
             if kind == AFFINITY:

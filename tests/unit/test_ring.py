@@ -134,3 +134,34 @@ def test_walk_wraps_past_the_last_point() -> None:
     assert [n.name for n in ring.route(key)] == [
         c["nodename"] for c in _uhashring(list(ring.nodes.values())).range(key, size=3)
     ]
+
+
+def test_collided_points_go_to_the_later_node_as_in_uhashring(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A coarse hash makes points collide; 64-bit SHA-256 points practically never do."""
+    import router.ring
+
+    def coarse(key: str) -> int:
+        return ring_hash(key) % 5000
+
+    monkeypatch.setattr(router.ring, "ring_hash", coarse)
+    nodes = [
+        Node(f"node-{i}", f"http://10.0.0.{i}:9000", "draining" if i in (1, 3) else "active")
+        for i in range(6)
+    ]
+    ring = Ring(nodes)
+    assert len(ring._routing) < VNODES * len(nodes)  # the case under test: collisions
+    conf = {n.name: {"weight": 1, "vnodes": VNODES} for n in nodes}
+    routing = HashRing(nodes=conf, hash_fn=coarse)
+    placing = HashRing(
+        nodes={k: v for k, v in conf.items() if k not in ("node-1", "node-3")}, hash_fn=coarse
+    )
+    for i in range(500):
+        key = f"c{i}"
+        assert [n.name for n in ring.route(key)] == [
+            c["nodename"] for c in routing.range(key, size=3, unique=True)
+        ]
+        assert [n.name for n in ring.successors(key)] == [
+            c["nodename"] for c in placing.range(key, unique=True)
+        ]
