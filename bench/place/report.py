@@ -33,7 +33,7 @@ def print_tables(result: dict[str, Any]) -> None:
     for r in result["runs"]:
         sp = r["sessions_per_node"]
         home = r["affinity_on_home_node"]
-        flag = " (cut short)" if r["truncated"] else ""
+        flag = f" (cut short at {r['creates']:,})" if r["truncated"] else ""
         print(
             f"{r['policy']:<11} {r['mix']:<11} {r['loads']:<10} {sp['max_over_mean']:>8.3f} "
             f"{sp['p99_over_mean']:>8.3f} {sp['min_over_mean']:>8.3f} {r['full_nodes']:>5} "
