@@ -2,8 +2,9 @@
 
 Stateless by design: everything it needs to route is the ID itself, the ring
 file and the secrets. The only soft state is the load each node last reported
-(`X-Preview-Node-Load`), used to pick the less loaded of two placement
-candidates; losing it costs nothing but balance.
+(`X-Preview-Node-Load`), which bounds placement (`router/placement.py`: a node
+holding more than its share is passed over, a random key takes the less loaded
+of two); losing it costs nothing but balance.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from previewcore.livefile import LiveFile
 from previewcore.session_id import Keys, is_valid_hashed_id, placement_token
 from previewcore.urls import preview_path
 from previewcore.viewer import set_cookie, split_token, token_expiry, verify_token
-from previewcore.wire import LOAD_HEADER, NODE_PRIVATE, PLACEMENT_HEADER, UNKNOWN_MARK, parse_load
+from previewcore.wire import LOAD_HEADER, NODE_PRIVATE, PLACEMENT_HEADER, UNKNOWN_MARK
 from proxycore import logs
 from proxycore.errors import (
     NotFound,
@@ -50,7 +51,8 @@ from proxycore.server import Exchange
 from proxycore.target import split_target
 from proxycore.tunnel import finish_upgrade
 from proxycore.upstream import ConnectFailed, ConnectTimeout, UpstreamPool
-from router import metrics
+from router import metrics, placement
+from router.placement import Loads
 from router.ring import Node, Ring
 from router.routing import Create, Forward, Preflight, route
 
@@ -70,7 +72,7 @@ class RouterState:
     keys: LiveFile[Keys]
     tokens: LiveFile[tuple[bytes, ...]] | None = None
     draining: bool = False
-    loads: dict[str, float] = field(default_factory=dict)
+    loads: Loads = field(default_factory=Loads)
     inflight: int = 0
     tunnels: int = 0
 
@@ -212,9 +214,7 @@ class RouterApp:
             raise NotFound()
 
     def _note_load(self, node: Node, resp: UpstreamResponse) -> None:
-        load = parse_load(resp.header(LOAD_HEADER))
-        if load is not None:
-            self.state.loads[node.name] = load
+        self.state.loads.report(node.name, resp.header(LOAD_HEADER))
 
     async def _head(
         self,
@@ -278,16 +278,7 @@ class RouterApp:
         await finish_upgrade(ex, resp, self.pool, self.policy, opened, closed)
 
     def _candidates(self, ring: Ring, sid: str | None, affinity: str | None) -> list[Node]:
-        if affinity or sid:
-            return ring.place(affinity or sid or "")
-        nodes = ring.place(self._random_key())
-        if len(nodes) >= 2:
-            # Power of two choices: the less loaded of the first two by what they last reported.
-            a, b = nodes[0], nodes[1]
-            la, lb = self.state.loads.get(a.name, 0.0), self.state.loads.get(b.name, 0.0)
-            if lb < la:
-                nodes[0], nodes[1] = b, a
-        return nodes
+        return placement.candidates(ring, self.state.loads, sid, affinity, self._random_key)
 
     async def _exists(self, sid: str, ring: Ring, authorization: bytes | None) -> bool:
         """Is a client-chosen ID already held by its owner or the next nodes along the ring?"""

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from uhashring import HashRing
 
-from router.ring import Node, Ring, RingError, parse_ring, render_ring
+from router.ring import VNODES, Node, Ring, RingError, parse_ring, render_ring, ring_hash
 
 RING = """
 [[nodes]]
@@ -94,3 +95,73 @@ def test_render_round_trips() -> None:
 def test_empty_ring_routes_nowhere() -> None:
     ring = Ring([])
     assert ring.route("x") == [] and ring.place("x") == []
+
+
+def _uhashring(nodes: list[Node]) -> HashRing:
+    conf = {n.name: {"weight": n.weight, "vnodes": VNODES} for n in nodes}
+    return HashRing(nodes=conf, hash_fn=ring_hash)
+
+
+def test_walk_is_uhashrings_order_for_routing_and_placement() -> None:
+    """The bisect walk replaced uhashring's `range`: every replica built either way agrees."""
+    nodes = [
+        Node(
+            f"node-{i}",
+            f"http://10.0.0.{i}:9000",
+            "draining" if i % 5 == 0 else "active",
+            1 + i % 3,
+        )
+        for i in range(40)
+    ]
+    ring = Ring(nodes)
+    routing = _uhashring(nodes)
+    placing = _uhashring([n for n in nodes if n.state == "active"])
+    for i in range(3000):
+        key = f"key-{i}" if i % 2 else f"{i:024x}"
+        want = [c["nodename"] for c in routing.range(key, size=3, unique=True)]
+        assert [n.name for n in ring.route(key)] == want
+        want_all = [c["nodename"] for c in placing.range(key, unique=True)]
+        assert [n.name for n in ring.successors(key)] == want_all
+        assert [n.name for n in ring.place(key)] == want_all[:3]
+
+
+def test_walk_wraps_past_the_last_point() -> None:
+    ring = parse_ring(RING)
+    last = max(
+        ring_hash(f"{n.name}-{i}") for n in ring.nodes.values() for i in range(VNODES * n.weight)
+    )
+    key = next(f"w{i}" for i in range(10**6) if ring_hash(f"w{i}") >= last)
+    assert [n.name for n in ring.route(key)] == [
+        c["nodename"] for c in _uhashring(list(ring.nodes.values())).range(key, size=3)
+    ]
+
+
+def test_collided_points_go_to_the_later_node_as_in_uhashring(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A coarse hash makes points collide; 64-bit SHA-256 points practically never do."""
+    import router.ring
+
+    def coarse(key: str) -> int:
+        return ring_hash(key) % 5000
+
+    monkeypatch.setattr(router.ring, "ring_hash", coarse)
+    nodes = [
+        Node(f"node-{i}", f"http://10.0.0.{i}:9000", "draining" if i in (1, 3) else "active")
+        for i in range(6)
+    ]
+    ring = Ring(nodes)
+    assert len(ring._routing) < VNODES * len(nodes)  # the case under test: collisions
+    conf = {n.name: {"weight": 1, "vnodes": VNODES} for n in nodes}
+    routing = HashRing(nodes=conf, hash_fn=coarse)
+    placing = HashRing(
+        nodes={k: v for k, v in conf.items() if k not in ("node-1", "node-3")}, hash_fn=coarse
+    )
+    for i in range(500):
+        key = f"c{i}"
+        assert [n.name for n in ring.route(key)] == [
+            c["nodename"] for c in routing.range(key, size=3, unique=True)
+        ]
+        assert [n.name for n in ring.successors(key)] == [
+            c["nodename"] for c in placing.range(key, unique=True)
+        ]

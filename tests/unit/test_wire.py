@@ -26,13 +26,16 @@ def test_parse_load_reads_back_what_format_load_wrote(
     running: int, max_running: int, sessions: int, max_sessions: int, load: float
 ) -> None:
     value = format_load(running, max_running, sessions, max_sessions)
-    assert parse_load(value) == pytest.approx(load)
+    parsed = parse_load(value)
+    assert parsed is not None and parsed.total == pytest.approx(load)
+    assert parsed.sessions == pytest.approx(sessions / max(max_sessions, 1))
+    assert parsed.step == pytest.approx(1 / max(max_sessions, 1))
 
 
 def test_a_fuller_node_reads_as_more_loaded() -> None:
     light = parse_load(format_load(1, 8, 5, 100))
     heavy = parse_load(format_load(6, 8, 50, 100))
-    assert light is not None and heavy is not None and light < heavy
+    assert light is not None and heavy is not None and light.total < heavy.total
 
 
 @pytest.mark.parametrize(
