@@ -769,12 +769,23 @@ function changeNotices(server, root, lines) {
 
 async function main() {
   const lines = readline.createInterface({ input: process.stdin });
+  // stdin's end means the node is gone: from the config line on, not only once the server
+  // listens (a node killed while the app's config loaded left this process running).
+  let stdinEnded = false;
+  let onStdinEnd = () => {};
+  lines.on("close", () => {
+    stdinEnded = true;
+    onStdinEnd();
+  });
+  process.stdin.on("error", () => lines.close());
   const cfg = parseConfig(
     await new Promise((resolve) => {
       lines.once("line", resolve);
       lines.once("close", () => resolve(null));
     }),
   );
+  onStdinEnd = () => process.exit(0); // nothing to close yet
+  if (stdinEnded) process.exit(0);
   if (!cfg.ownConfig) {
     // sandboxed, the sandbox is the guard
     guardTailwind(cfg.root);
@@ -853,9 +864,7 @@ async function main() {
   };
   process.on("SIGTERM", () => shutdown(0));
   process.on("SIGINT", () => shutdown(0));
-  process.stdin.on("end", () => shutdown(0));
-  process.stdin.on("error", () => shutdown(0));
-  process.stdin.resume();
+  onStdinEnd = () => shutdown(0);
 
   await server.listen();
   changeNotices(server, cfg.root, lines);

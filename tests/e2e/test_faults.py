@@ -347,3 +347,32 @@ def test_twenty_node_deaths_cost_the_live_node_nothing(tmp_path: Path) -> None:
             f"\n20 deaths of node-1 in {time.monotonic() - started:.1f} s: node-0 served "
             f"{len(live.samples)} of {len(live.samples)}; node-1 {dict(dying.summary())}"
         )
+
+
+SLOW_CONFIG = """
+import react from "@vitejs/plugin-react";
+
+export default async () => {
+  await new Promise((resolve) => setTimeout(resolve, 30000)); // a config that takes its time
+  return { plugins: [react()] };
+};
+"""
+
+
+def test_a_node_killed_while_a_dev_server_boots_leaves_no_dev_server(tmp_path: Path) -> None:
+    """The launcher exits on stdin's end from its config line on: a node SIGKILLed while
+    the app's own config loads left a dev server running for good (it listened for the
+    end only once its server was up, and by then stdin had long ended)."""
+    secret = tmp_path / "secret"
+    secret.write_text(SECRET + "\n")
+    data = tmp_path / "data"
+    with processes(tmp_path) as ps:
+        proc, port = ps.node("node-0", data, secret, "--sandbox", "required")
+        files = {**app_files(), "vite.config.js": SLOW_CONFIG}
+        made = http("POST", f"http://127.0.0.1:{port}/kontext/preview", {"files": files})
+        assert made.status == 201, made.body
+        poll_until(lambda: launcher_pids(str(data)), 30)  # booting: its config is loading
+        time.sleep(1)
+        os.kill(proc.popen.pid, signal.SIGKILL)
+        proc.popen.wait(10)
+        poll_until(lambda: not launcher_pids(str(data)), 10)
