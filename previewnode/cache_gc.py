@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from previewnode.workspace import file_sizes
+from previewnode.workspace import tree_bytes
 
 UNUSED_SECONDS = 3600.0
 SIZE_FILE = ".size"
@@ -47,11 +47,6 @@ def choose(sets: Iterable[CacheSet], in_use: set[str], cap: int, now: float) -> 
             out.append(s.key)
             total -= s.size
     return out
-
-
-def tree_bytes(root: Path) -> int:
-    """Bytes of the regular files under `root`, never following symlinks."""
-    return sum(file_sizes(root, skip=frozenset()).values())
 
 
 def record_install(set_dir: Path) -> None:

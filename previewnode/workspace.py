@@ -130,14 +130,15 @@ def file_sizes(root: Path, skip: frozenset[str] = frozenset({"node_modules"})) -
     return out
 
 
+def tree_bytes(root: Path) -> int:
+    """Bytes of the regular files under `root`, every directory counted (a `node_modules`
+    too), never following symlinks."""
+    return sum(file_sizes(root, skip=frozenset()).values())
+
+
 def disk_used(roots: Sequence[Path]) -> int:
-    """Bytes of the regular files under `roots`, every directory counted (a dev server may
-    write a `node_modules` of its own), never following links; a root may be missing."""
-    total = 0
-    for root in roots:
-        if root.is_dir() and not root.is_symlink():
-            total += sum(file_sizes(root, skip=frozenset()).values())
-    return total
+    """`tree_bytes` of each of `roots` that is a real directory (a root may be missing)."""
+    return sum(tree_bytes(root) for root in roots if root.is_dir() and not root.is_symlink())
 
 
 def empty_dir(path: Path) -> None:

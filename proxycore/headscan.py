@@ -21,17 +21,19 @@ from proxycore.errors import (
     URITooLong,
     VersionNotSupported,
 )
-from proxycore.http1 import CONTROL_CHARS, bare_line_ending
+from proxycore.http1 import (
+    CONTROL_CHARS,
+    TOKEN_CHARS,
+    ProtocolError,
+    bare_line_ending,
+    parse_fields,
+)
 
 MAX_REQUEST_LINE = 8 * 1024
 MAX_HEADER_BLOCK = 64 * 1024
 # The most bytes a complete head can take.
 MAX_HEAD = MAX_REQUEST_LINE + MAX_HEADER_BLOCK + 4
 _KNOWN_CODINGS = {b"chunked", b"gzip", b"deflate", b"compress", b"identity", b"x-gzip"}
-_TOKEN_CHARS = frozenset(
-    b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-)
-
 
 # `method SP request-target SP HTTP-version`, h11's grammar: a token, then visible ASCII.
 _REQUEST_LINE = re.compile(rb"([-!#$%&'*+.^_`|~0-9a-zA-Z]+) ([\x21-\x7e]+) HTTP/([0-9]\.[0-9])")
@@ -89,21 +91,18 @@ def scan_head(head: bytes) -> HeadInfo:
     if CONTROL_CHARS.search(body) is not None:
         raise MalformedHTTP("control character in request head")
     method, target, http_version = request_line.groups()
-    headers: list[tuple[bytes, bytes]] = []
+    if b"\r\n " in body or b"\r\n\t" in body:
+        raise MalformedHTTP("obsolete line folding")
+    try:
+        headers = parse_fields(lines[1:])  # the same field grammar as upstream answers
+    except ProtocolError as exc:
+        raise MalformedHTTP(str(exc)) from exc
     content_lengths: set[bytes] = set()
     codings: list[bytes] = []
     te_seen = False
     hosts = 0
     expects_continue = False
-    for line in lines[1:]:
-        if line[:1] in (b" ", b"\t"):
-            raise MalformedHTTP("obsolete line folding")
-        name, colon, value = line.partition(b":")
-        if not colon or not name or not _TOKEN_CHARS.issuperset(name):
-            raise MalformedHTTP("malformed header line")
-        lname = name.lower()
-        value = value.strip(b" \t")
-        headers.append((lname, value))
+    for lname, value in headers:
         if lname == b"content-length":
             for part in value.split(b","):
                 v = part.strip()
@@ -126,7 +125,7 @@ def scan_head(head: bytes) -> HeadInfo:
     if len(content_lengths) > 1:
         raise MalformedHTTP("differing Content-Length values")
     if te_seen and codings != [b"chunked"]:
-        if any(not c or not _TOKEN_CHARS.issuperset(c) for c in codings):
+        if any(not c or not TOKEN_CHARS.issuperset(c) for c in codings):
             raise MalformedHTTP("obfuscated Transfer-Encoding")
         if any(c not in _KNOWN_CODINGS for c in codings):
             raise NotImplementedCoding()

@@ -21,7 +21,9 @@ Headers = list[tuple[bytes, bytes]]
 MAX_HEAD = 256 * 1024
 MAX_CHUNK_LINE = 4096
 _STATUS_RE = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: ([\t\x20-\x7e\x80-\xff]*))?")
-_TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+TOKEN_CHARS = frozenset(
+    b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 
 
@@ -91,12 +93,13 @@ def bare_line_ending(block: bytes) -> bool:
     return block.count(b"\r") != pairs or block.count(b"\n") != pairs
 
 
-def _parse_fields(lines: list[bytes]) -> Headers:
-    """Header lines of a block already checked for control characters and bare CR/LF."""
+def parse_fields(lines: list[bytes]) -> Headers:
+    """Header lines of a block already checked for control characters and bare CR/LF:
+    (lower-cased name, value without surrounding whitespace), in order."""
     headers: Headers = []
     for line in lines:
         name, colon, value = line.partition(b":")
-        if not colon or not name or not _TOKEN.issuperset(name):
+        if not colon or not name or not TOKEN_CHARS.issuperset(name):
             raise ProtocolError(f"malformed header line {line[:60]!r}")
         headers.append((name.lower(), value.strip(b" \t")))
     return headers
@@ -119,7 +122,7 @@ def parse_head(block: bytes) -> ResponseHead:
     if m is None:
         raise ProtocolError(f"malformed status line {lines[0][:80]!r}")
     return ResponseHead(
-        int(m.group(2)), m.group(3) or b"", _parse_fields(lines[1:]), m.group(1) == b"1"
+        int(m.group(2)), m.group(3) or b"", parse_fields(lines[1:]), m.group(1) == b"1"
     )
 
 
@@ -237,7 +240,7 @@ class ChunkedBody:
             if len(buf) > MAX_HEAD:
                 raise ProtocolError("trailers too large")
             return NEED_DATA
-        trailers = _parse_fields(_parse_block(bytes(buf[:end])))
+        trailers = parse_fields(_parse_block(bytes(buf[:end])))
         del buf[: end + 4]
         return self._end(trailers)
 

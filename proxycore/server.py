@@ -75,7 +75,6 @@ class Exchange:
 
     __slots__ = (
         "_body",
-        "_body_done",
         "_continue_sent",
         "client",
         "extra_headers",
@@ -117,12 +116,12 @@ class Exchange:
         self.route = "error"
         self.upstream = ""
         self.started_at = time.perf_counter()
-        self._body_done = info.content_length in (None, 0) and not info.chunked
+        # The body still to read; None once read, or when there is none.
         self._body: LengthBody | ChunkedBody | None = None
         if info.chunked:
             self._body = ChunkedBody()
-        elif not self._body_done:
-            self._body = LengthBody(info.content_length or 0)
+        elif info.content_length:
+            self._body = LengthBody(info.content_length)
 
     @property
     def has_body(self) -> bool:
@@ -133,7 +132,7 @@ class Exchange:
 
     async def body_chunks(self) -> AsyncIterator[bytes | Headers]:
         """The body in chunks of at most 64 KiB, then a `Headers` list if there are trailers."""
-        if self._body_done or self._body is None:
+        if self._body is None:
             return
         if self.info.expects_continue and not self._continue_sent:
             self._continue_sent = True
@@ -147,7 +146,7 @@ class Exchange:
             if isinstance(event, bytes):
                 yield event
             elif isinstance(event, End):
-                self._body_done = True
+                self._body = None
                 if event.trailers:
                     yield event.trailers
                 return
@@ -213,7 +212,7 @@ class Exchange:
     @property
     def request_done(self) -> bool:
         """The whole request, body included, was read."""
-        return self._body_done
+        return self._body is None
 
     def leftover(self) -> bytes:
         """Bytes the client sent past this request, taken (a tunnel's first bytes)."""
