@@ -108,7 +108,9 @@ def scan_head(head: bytes) -> HeadInfo:
                 v = part.strip()
                 if not v.isdigit() or len(v) > 18:
                     raise MalformedHTTP("invalid Content-Length")
-                content_lengths.add(v.lstrip(b"0") or b"0")
+                # Equal as written, not as numbers: `05` and `5` are two framings to h11
+                # (and to whoever parses after us), so they are refused, not merged.
+                content_lengths.add(v)
         elif lname == b"transfer-encoding":
             te_seen = True
             codings.extend(c.strip(b" \t").lower() for c in value.split(b","))

@@ -22,6 +22,7 @@ TABLE: list[tuple[bytes, type[Exception] | None]] = [
     (H + b"Content-Length: 5\r\nContent-Length: 5\r\n\r\n", None),  # identical: allowed
     (H + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", MalformedHTTP),
     (H + b"Content-Length: 5\r\nContent-Length: 6\r\n\r\n", MalformedHTTP),
+    (H + b"Content-Length: 05\r\nContent-Length: 5\r\n\r\n", MalformedHTTP),  # as written
     (H + b"Content-Length: 5, 6\r\n\r\n", MalformedHTTP),
     (H + b"Content-Length: -1\r\n\r\n", MalformedHTTP),
     (H + b"Content-Length: +5\r\n\r\n", MalformedHTTP),

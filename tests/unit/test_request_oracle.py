@@ -120,6 +120,7 @@ def _check(head: bytes) -> str:
 @example(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")  # two Hosts: both refuse
 @example(b"GET /a\x01 HTTP/1.1\r\nHost: x\r\n\r\n")
 @example(b"GET / HTTP/1.1\r\nHost: x\r\nX-A:\xff\r\n\r\n")
+@example(b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length:05\r\nContent-Length:5\r\n\r\n")
 def test_never_looser_than_h11_and_agrees_where_both_accept(head: bytes) -> None:
     _check(head)
 
