@@ -87,6 +87,8 @@ def test_each_session_is_its_own_origin(browser: Browser, subdomains: Cluster) -
     page = wa.page
     page.get_by_text("Session A").wait_for(timeout=10_000)
     # the app's root-absolute image comes from its own origin root, with no redirect
+    # (waited for: its text can show before the image has loaded)
+    page.wait_for_function("document.querySelector('img')?.complete", timeout=10_000)
     logo = page.evaluate(
         "() => { const i = document.querySelector('img'); return [i.complete, i.naturalWidth, i.src] }"
     )
