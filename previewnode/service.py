@@ -185,6 +185,7 @@ class NodeService:
         if removed:
             metrics.CACHE_REMOVED.inc(len(removed))
             log.info("dependency sets removed", extra={"keys": removed})
+            await self.installer.prune_store()
 
     async def _signals(self) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:

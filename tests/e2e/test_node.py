@@ -521,6 +521,17 @@ async def test_dependency_sets_no_session_names_are_collected(tmp_path: Path) ->
         assert left < both
         assert (await get(port, f"/preview/{made['6.0.0']}/")).status == 200  # its set stayed
 
+        # The shared pnpm store keeps only files a set still links: 7.0.0's own go too.
+        store = env.data / "cache" / "pnpm-store"
+
+        async def unlinked() -> list[Path] | None:
+            files = [f for f in store.rglob("files/*/*") if f.is_file()]
+            assert files, "the store holds no files"
+            lone = [f for f in files if f.stat().st_nlink == 1]
+            return None if lone else files
+
+        await wait_for(unlinked, 15, step=0.5)
+
 
 async def test_max_running_holds_under_a_burst_of_creates(tmp_path: Path) -> None:
     """Each create starts a Vite; the least recently used ones are stopped to stay at the cap."""
