@@ -46,8 +46,8 @@ RUN apt-get update \
     && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /tmp \
         --shell /usr/sbin/nologin preview \
     && install -d -o 10001 -g 10001 /var/lib/preview
-# Node.js and npm from the official image (npm installs dependency sets that the
-# runtime does not satisfy, with --ignore-scripts).
+# Node.js and npm from the official image. Dependency sets that the runtime does not
+# satisfy are installed by the runtime's own pnpm (with --ignore-scripts), run by node.
 COPY --from=runtime /usr/local/bin/node /usr/local/bin/node
 COPY --from=runtime /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/npm
 RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
@@ -64,7 +64,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PREVIEW_RUNTIME_DIR=/opt/preview/runtime \
     PREVIEW_DATA_DIR=/var/lib/preview \
     HOME=/tmp \
-    NPM_CONFIG_UPDATE_NOTIFIER=false
+    NPM_CONFIG_UPDATE_NOTIFIER=false \
+    NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install --no-deps --no-index --no-cache-dir /wheels/*.whl \
     && preview-node --help > /dev/null

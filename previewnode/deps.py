@@ -223,6 +223,9 @@ class DependencyInstaller:
             # The operator's npm config (registry, auth, retries), or none at all: HOME is
             # the staging dir, and uploads can't add an `.npmrc` (it is refused).
             **({"npm_config_userconfig": str(self.npmrc)} if self.npmrc else {}),
+            # pnpm reads no npm builtin `cafile`: a host whose TLS goes through a CA of its
+            # own names it to Node here (the node image sets it to the system store).
+            **{k: v for k, v in os.environ.items() if k == "NODE_EXTRA_CA_CERTS"},
         }
         started = time.monotonic()
         log.info("installing dependency set", extra={"key": p.key, "count": len(p.deps)})
