@@ -47,7 +47,8 @@ TOOLING = re.compile(
     r"typescript-eslint|@typescript-eslint/.*|prettier|postcss|autoprefixer|@types/.*|"
     r"vitest|@vitest/.*|globals|lovable-tagger|@tailwindcss/postcss)$"
 )
-# The runtime's own copies, linked into every installed set (the launcher imports them).
+# The runtime's own copies, linked into an installed set that has none of its own (an app
+# config that imports them then gets the Vite the launcher would run without one).
 RUNTIME_LINKED = ("vite", "@vitejs/plugin-react")
 _NAME_RE = re.compile(r"^(@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*$")
 _TAG_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
@@ -98,9 +99,10 @@ def requested(package_json: object, *, own_tooling: bool = False) -> dict[str, s
     """The dependencies a package.json asks for, validated.
 
     Without a sandbox the fixed config runs on the runtime's tooling, so tooling is
-    never installed. Inside a sandbox the app's own config runs, so its tooling
-    (Tailwind v3, PostCSS plugins, its Vite plugins) is installed too; only what the
-    launcher itself drives (`vite`, `@vitejs/plugin-react`) comes from the runtime."""
+    never installed. Inside a sandbox the app's own config runs, so all of it is
+    installed: Tailwind v3, PostCSS plugins, its Vite plugins, and its own `vite`, on
+    which the launcher then runs that config (a Vite 5 app on Vite 5). A set that names
+    no `vite` or `@vitejs/plugin-react` gets the runtime's linked in."""
     if package_json is None:
         return {}
     if not isinstance(package_json, dict):
@@ -112,8 +114,7 @@ def requested(package_json: object, *, own_tooling: bool = False) -> dict[str, s
             raise InvalidContent(f"package.json {field} must be an object")
         for name, spec in section.items():
             checked = _validate(str(name), spec)
-            skipped = name in RUNTIME_LINKED if own_tooling else TOOLING.match(str(name))
-            if not skipped:
+            if own_tooling or not TOOLING.match(str(name)):
                 out[str(name)] = checked
     return out
 
@@ -197,7 +198,7 @@ class DependencyInstaller:
         return target
 
     def _link_runtime(self, node_modules: Path) -> None:
-        """The runtime's Vite and React plugin, for an app config that imports them."""
+        """The runtime's Vite and React plugin, where the set brought none of its own."""
         for name in RUNTIME_LINKED:
             link = node_modules / name
             source = (self.runtime_node_modules / name).resolve()

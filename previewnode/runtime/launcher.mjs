@@ -22,12 +22,12 @@ import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { syncBuiltinESMExports } from "node:module";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import readline from "node:readline";
 
 import tailwindcss from "@tailwindcss/vite";
 import react from "@vitejs/plugin-react";
-import { createServer } from "vite";
+import * as runtimeVite from "vite";
 
 import { originalPositionFor, TraceMap } from "@jridgewell/trace-mapping";
 
@@ -125,6 +125,57 @@ function appConfigFile(root) {
     if (fs.existsSync(file)) return file;
   }
   return null;
+}
+
+// ---- which Vite -----------------------------------------------------------------------
+
+// An app config (sandboxed only) runs on the app's own Vite when its dependency tree has
+// one: the config and its plugins were written for that major. The fixed config (always
+// unsandboxed, and sandboxed when the app has no config) runs on the runtime's Vite, the
+// one its plugins are built for. Returns {createServer, major}.
+async function loadVite(cfg, appConfig) {
+  const pkgFile = path.join(cfg.nodeModules, "vite", "package.json");
+  if (!appConfig || !fs.existsSync(pkgFile)) {
+    return { createServer: runtimeVite.createServer, major: majorOf(runtimeVite.version) };
+  }
+  // pnpm links node_modules/vite into node_modules/.pnpm/...: its package.json and entry
+  // are read where they really are (the module the app's config gets for "vite").
+  const dir = fs.realpathSync(path.dirname(pkgFile));
+  const pkg = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8"));
+  const exp = pkg.exports;
+  const dot = typeof exp === "object" && exp !== null && "." in exp ? exp["."] : exp;
+  const entry = exportTarget(dot) ?? pkg.module ?? pkg.main;
+  if (typeof entry !== "string") throw new Error(`${dir}/package.json names no ESM entry`);
+  const vite = await import(pathToFileURL(path.join(dir, entry)).href);
+  stderrLogger.info(`running on the app's own vite ${pkg.version}`);
+  return { createServer: vite.createServer, major: majorOf(vite.version ?? pkg.version) };
+}
+
+// The file an `exports` entry points an ESM `import` at: a string, or the first of the
+// conditions import, node, default (nested condition objects followed), else null.
+function exportTarget(entry) {
+  if (typeof entry === "string") return entry;
+  if (!entry || typeof entry !== "object" || Array.isArray(entry)) return null;
+  for (const condition of ["import", "node", "default"]) {
+    const target = exportTarget(entry[condition]);
+    if (target) return target;
+  }
+  return null;
+}
+
+const majorOf = (version) => Number.parseInt(String(version), 10) || 0;
+
+// The client's module graph, HMR channel and transform on any Vite from 5 on. Vite 6+
+// has them on `server.environments.client`; Vite 5 on the server itself (`server.hot`
+// from 5.1 on, before it only `server.ws`), with the same module graph API.
+function clientEnv(server) {
+  const env = server.environments?.client;
+  if (env) return env;
+  return {
+    moduleGraph: server.moduleGraph,
+    hot: server.hot ?? server.ws,
+    transformRequest: (url) => server.transformRequest(url),
+  };
 }
 
 // The node reaches a sandboxed dev server only through this unix socket: each connection
@@ -371,7 +422,7 @@ function globGuard(root) {
 // The current build errors, one per workspace file, as Vite reports them: the errors it
 // sends to browsers ({type: "error"}) plus our own re-transform of every changed module,
 // so that a client with no browser open still learns that its edit broke the build.
-function errorTracker(root) {
+function errorTracker(root, major) {
   const errors = new Map();
   let published = "[]";
   let server = null;
@@ -533,7 +584,7 @@ function errorTracker(root) {
       if (!server) return;
       structural = added;
       checked = new Set();
-      const env = server.environments.client;
+      const env = clientEnv(server);
       if (files.has("index.html")) {
         await crawl(env);
         files.delete("index.html");
@@ -543,12 +594,35 @@ function errorTracker(root) {
     });
   };
 
+  // A workspace file was created, updated or deleted (as Vite's `hotUpdate` hook says it,
+  // called once Vite has invalidated the file's modules); the check runs once Vite's
+  // update went out.
+  const fileChanged = (env, { type, file, modules }) => {
+    const rel = relative(file);
+    if (!rel) return;
+    pending.add(rel);
+    if (type !== "update") created = true;
+    if (type === "delete") {
+      // Importers of a deleted file fail to resolve it; make them transform again.
+      for (const mod of modules) {
+        for (const importer of mod.importers) {
+          const importerRel = relative(importer.file);
+          if (importerRel) {
+            env.moduleGraph.invalidateModule(importer);
+            pending.add(importerRel);
+          }
+        }
+      }
+    }
+    if (!timer) timer = setTimeout(flush, 30);
+  };
+
   const plugin = {
     name: "preview:build-errors",
     configureServer(s) {
       // Called again after a restart, with fresh environments to hook.
       server = s;
-      const hot = s.environments.client.hot;
+      const { hot } = clientEnv(s);
       const send = hot.send.bind(hot);
       hot.send = (...args) => {
         const payload = args[0];
@@ -567,31 +641,31 @@ function errorTracker(root) {
         }
         return send(...args);
       };
-    },
-    hotUpdate(options) {
-      if (this.environment.name !== "client") return;
-      const rel = relative(options.file);
-      if (!rel) return;
-      pending.add(rel);
-      if (options.type !== "update") created = true;
-      if (options.type === "delete") {
-        // Importers of a deleted file fail to resolve it; make them transform again.
-        for (const mod of options.modules) {
-          for (const importer of mod.importers) {
-            const importerRel = relative(importer.file);
-            if (importerRel) {
-              this.environment.moduleGraph.invalidateModule(importer);
-              pending.add(importerRel);
-            }
-          }
+      if (major < 6) {
+        // Vite 5 tells plugins of edits only (below); files that come or go are learnt
+        // from its watcher (the check's delay gives Vite's own handler its turn).
+        const env = clientEnv(s);
+        for (const [event, type] of [["add", "create"], ["unlink", "delete"]]) {
+          s.watcher.on(event, (name) => {
+            const file = path.resolve(name);
+            const modules = [...(env.moduleGraph.getModulesByFile(file) ?? [])];
+            fileChanged(env, { type, file, modules });
+          });
         }
       }
-      // Vite invalidated the module before this hook; check after its update went out.
-      if (!timer) timer = setTimeout(flush, 30);
+    },
+    hotUpdate(options) {
+      if (this.environment.name === "client") fileChanged(this.environment, options);
     },
   };
+  if (major < 6) {
+    // Vite 5 has no `hotUpdate`: its `handleHotUpdate` runs at the same point for edits.
+    // (Vite 6+ would call both, so it is only added here.)
+    plugin.handleHotUpdate = (ctx) =>
+      fileChanged(clientEnv(ctx.server), { type: "update", file: ctx.file, modules: ctx.modules });
+  }
 
-  return { plugin, crawl: () => run(() => crawl(server.environments.client)) };
+  return { plugin, crawl: () => run(() => crawl(clientEnv(server))) };
 }
 
 // ---- runtime errors -------------------------------------------------------------------
@@ -626,7 +700,7 @@ function previewClient(root) {
     if (!pathname.startsWith(base)) return null;
     const rel = workspacePath(root, decodeURIComponent(pathname.slice(base.length)));
     if (!rel) return null;
-    const env = server?.environments.client;
+    const env = server && clientEnv(server);
     const mod = [...(env?.moduleGraph.getModulesByFile(path.join(root, rel)) ?? [])][0];
     const result = mod?.transformResult;
     if (result?.map?.mappings) {
@@ -686,7 +760,7 @@ function previewClient(root) {
     },
     configureServer(s) {
       server = s; // again after a restart
-      s.environments.client.hot.on("preview:report", onReport);
+      clientEnv(s).hot.on("preview:report", onReport);
     },
     load(id) {
       return id === CLIENT_ID ? source : undefined;
@@ -734,7 +808,7 @@ function changeNotices(server, root, lines) {
   };
   const known = (abs) =>
     (seen.get(abs) ?? null) !== null ||
-    Boolean(server.environments?.client?.moduleGraph.getModulesByFile(abs)?.size);
+    Boolean(clientEnv(server).moduleGraph?.getModulesByFile(abs)?.size);
   const replay = (rels) => {
     const w = watcher();
     if (!w) return;
@@ -797,11 +871,12 @@ async function main() {
     ]);
   }
   const port = cfg.port === 0 ? await freePort() : cfg.port;
-  const tracker = errorTracker(cfg.root);
 
   // The app's own config (sandboxed only) or the fixed one; the platform's settings
   // below are merged last either way, so they win over anything the app sets.
   const own = cfg.ownConfig ? appConfigFile(cfg.root) : null;
+  const { createServer, major } = await loadVite(cfg, own);
+  const tracker = errorTracker(cfg.root, major);
   const fixed = own
     ? { configFile: own, plugins: [tracker.plugin, previewClient(cfg.root)] }
     : {
@@ -838,7 +913,9 @@ async function main() {
       // Vite's default CORS lets every *.localhost origin read every other one: with a
       // web origin per session that would hand session A the source of session B.
       cors: false,
-      ws: {
+      // Vite 8 reads the HMR socket's options from `server.ws`; Vite 5 to 7 from
+      // `server.hmr` (their `server.ws` can only be false).
+      [major >= 8 ? "ws" : "hmr"]: {
         path: "hmr",
         clientPort: cfg.clientPort,
         protocol: cfg.clientProtocol,

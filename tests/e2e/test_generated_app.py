@@ -5,8 +5,9 @@ The fixture (tests/fixtures/generated) is modelled on what generators emitted in
 CSS variables, `tailwindcss-animate`), `@apply border-border` in `index.css`, a PostCSS
 config, a shadcn-style `Button` (cva + tailwind-merge), the `@/` alias and `__dirname`
 in `vite.config.ts`, a dev-only plugin, and `react-router` with two routes. Its
-dependencies, Tailwind v3 included, are installed for the session (scripts off); its
-config runs inside the sandbox, on the platform's Vite, at the root of its own origin. Beside
+dependencies, Tailwind v3 and its own Vite 5 included, are installed for the session
+(scripts off); its config runs inside the sandbox, on that Vite, at the root of its own
+origin. Beside
 it, a Vue 3 and a Svelte 5 app (tests/fixtures/vue, svelte) render through their own
 configs and framework plugins, from their own devDependencies.
 """
@@ -106,8 +107,10 @@ def test_a_generated_app_renders_styled_routes_and_hot_updates(
     # `@apply border-border` in its base layer
     border = page.evaluate("getComputedStyle(document.querySelector('main')).borderColor")
     assert border == "rgb(225, 231, 239)"  # hsl(214 32% 91%), the theme's --border
-    # its dev-only plugin ran, and its client-side router works from `/`
+    # its dev-only plugin ran, on the app's own Vite (it names ^5.4.1), and its
+    # client-side router works from `/`
     assert page.evaluate("document.body.dataset.devTagged") == "yes"
+    assert page.evaluate("document.body.dataset.vite").startswith("5.4."), "not its own Vite"
     page.get_by_text("About").click()
     page.get_by_text("About this app").wait_for(timeout=10_000)
     assert page.evaluate("location.pathname") == "/about"

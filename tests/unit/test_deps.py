@@ -47,6 +47,20 @@ def test_build_tooling_is_never_requested_whatever_version_it_names() -> None:
     assert requested(doc) == {"react": "^19.0.0"}
 
 
+def test_in_a_sandbox_all_tooling_is_requested_its_own_vite_included() -> None:
+    """The app's own config runs there, on the app's own Vite and plugins."""
+    doc = {
+        "dependencies": {"react": "^18.3.1"},
+        "devDependencies": {"vite": "^5.4.1", "@vitejs/plugin-react": "^4", "tailwindcss": "^3"},
+    }
+    assert requested(doc, own_tooling=True) == {
+        "react": "^18.3.1",
+        "vite": "^5.4.1",
+        "@vitejs/plugin-react": "^4",
+        "tailwindcss": "^3",
+    }
+
+
 @pytest.mark.parametrize("doc", [[], "{}", 1, True, [{"dependencies": {}}]])
 def test_a_package_json_that_is_not_an_object_is_422(doc: object) -> None:
     with pytest.raises(InvalidContent, match="must be a JSON object"):
