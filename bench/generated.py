@@ -119,15 +119,15 @@ def wait_ready(api: Api, sid: str, t0: float) -> float:
     raise RuntimeError(f"not ready within {READY_SECONDS} s")
 
 
-def create(api: Api, extra: bool) -> tuple[str, float]:
+def create(api: Api, extra: bool) -> tuple[dict[str, Any], float]:
     t0 = time.monotonic()
     body = {"files": fixture_files(), "packageJson": package_json(extra)}
     status, doc, _ = api.request("POST", "/kontext/preview", body)
     assert status == 201 and doc is not None, (status, doc)
-    return doc["sessionId"], wait_ready(api, doc["sessionId"], t0)
+    return doc, wait_ready(api, doc["sessionId"], t0)
 
 
-def render(port: int, sid: str) -> float:
+def render(url: str) -> float:
     """Seconds from goto to the home heading visible, in a fresh Chromium context."""
     from playwright.sync_api import sync_playwright
 
@@ -138,7 +138,7 @@ def render(port: int, sid: str) -> float:
         try:
             page = browser.new_page()
             t0 = time.monotonic()
-            page.goto(f"http://127.0.0.1:{port}/preview/{sid}/", timeout=120_000)
+            page.goto(url, timeout=120_000)
             page.get_by_text("Generated home").wait_for(timeout=120_000)
             return round(time.monotonic() - t0, 2)
         finally:
@@ -146,22 +146,25 @@ def render(port: int, sid: str) -> float:
 
 
 def on_node(nodes: Nodes) -> dict[str, Any]:
-    flags = ("--sandbox", "required", "--idle-seconds", "3", "--hold-seconds", "120")
+    # Its own origin ({id}.localhost: Chromium resolves it to loopback): the app routes
+    # from `/` with a BrowserRouter.
+    flags = ("--sandbox", "required", "--idle-seconds", "3", "--hold-seconds", "120",
+             "--preview-domain", "localhost")  # fmt: skip
     out: dict[str, Any] = {}
     with nodes.running("generated", *flags) as node, closing(Api(node.port)) as api:
         first, out["cold_s"] = create(api, extra=False)
         print(f"  create -> ready cold: {out['cold_s']} s", flush=True)
-        out["render_first_s"] = render(node.port, first)
+        out["render_first_s"] = render(first["previewUrl"])
         print(f"  first render, nothing pre-bundled: {out['render_first_s']} s", flush=True)
         _, out["warm_s"] = create(api, extra=False)
         print(f"  create -> ready warm (same set): {out['warm_s']} s", flush=True)
         _, out["changed_s"] = create(api, extra=True)
         print(f"  create -> ready, one dependency added: {out['changed_s']} s", flush=True)
         deadline = time.monotonic() + 60
-        while api.request("GET", f"/kontext/preview/{first}")[1]["status"] != "idle":  # type: ignore[index]
+        while api.request("GET", f"/kontext/preview/{first['sessionId']}")[1]["status"] != "idle":  # type: ignore[index]
             assert time.monotonic() < deadline, "never went idle"
             time.sleep(0.5)
-        out["render_prebundled_s"] = render(node.port, first)
+        out["render_prebundled_s"] = render(first["previewUrl"])
         print(f"  render after wake, pre-bundled: {out['render_prebundled_s']} s", flush=True)
     return out
 
