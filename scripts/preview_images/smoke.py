@@ -8,14 +8,14 @@ bubblewrap needs of its container, as the chart gives the pod: the seccomp profi
 the chart README (namespaces and mounts allowed) and an unmasked /proc (`unmask=ALL`,
 the chart's `procMount: Unmasked`). Not the chart's `hostUsers: false`: rootful podman
 without a user namespace for the container, which bubblewrap does not need (it makes its
-own as the node's user). The node also gets the host's CA bundle (npm installs
+own as the node's user). The node also gets the host's CA bundle (pnpm installs
 dependency sets a session's package.json asks for that the runtime does not satisfy).
 
 The demo app (examples/counter) is created through the router's API, then: its page
 200 with the Vite client and the page client, its modules, the HMR WebSocket (`vite-hmr`
 subprotocol, the token from the served client, `connected`), a PUT of an edited
 `src/App.jsx` and the `update` Vite pushes for it, the edited module served; then a
-second session whose package.json names a dependency the runtime lacks (npm installs it
+second session whose package.json names a dependency the runtime lacks (pnpm installs it
 in the container); both deleted, each container stopped with SIGTERM (exit 0).
 
 Never: leave a container behind (removed in a `finally`: on success, failure, Ctrl-C,
@@ -56,7 +56,7 @@ SECRET, TOKEN, RING = (
     "/etc/preview/ring/ring.toml",
 )
 EDIT = ("Hello from a live preview", "Hello from a container")
-# A dependency the runtime does not have: the node installs the set with npm (registry
+# A dependency the runtime does not have: the node installs the set with pnpm (registry
 # over TLS: the host's CA bundle) in its container.
 EXTRA_DEPENDENCY = {"clsx": "^2.1.1"}
 T = TypeVar("T")
@@ -358,7 +358,7 @@ async def steps(podman: Podman, report: Report, s: Setup, started: list[str]) ->
         installed, _, took = await create(podman, s, files)
         step.detail = {"sessionId": installed, "create_to_ready_s": took}
         say(
-            f"POST with {', '.join(EXTRA_DEPENDENCY)} (not in the runtime: npm installs it in "
+            f"POST with {', '.join(EXTRA_DEPENDENCY)} (not in the runtime: pnpm installs it in "
             f"the container) -> 201, ready in {took:.2f} s"
         )
     with report.step("smoke", "stop") as step:
