@@ -1,0 +1,117 @@
+"""landlock_policy(), confine_argv() and the dev server's Landlock command (pure)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from previewnode import confine
+from previewnode.devserver import (
+    DevServerConfig,
+    child_environment,
+    command,
+    launcher_config,
+)
+from previewnode.sandbox import Mounts, Sandbox, confine_argv, landlock_policy
+
+MOUNTS = Mounts(
+    workspace=Path("/data/sessions/s1/ws"),
+    socket_dir=None,
+    cache_dir=Path("/data/vite-cache/s1"),
+    read_only=(Path("/opt/runtime/node_modules"), Path("/opt/runtime"), Path("/data/deps/k1")),
+)
+
+
+def test_only_the_sessions_own_dirs_are_writable() -> None:
+    policy = landlock_policy(MOUNTS, 41234)
+    assert policy["rw"] == ["/data/sessions/s1/ws", "/data/vite-cache/s1"]
+    assert policy["port"] == 41234
+
+
+def test_nothing_else_of_the_data_dir_and_no_proc_sys_tmp_or_home_is_granted() -> None:
+    policy = landlock_policy(MOUNTS, 1)
+    granted = [*policy["ro"], *policy["rw"], *policy["files"]]  # type: ignore[misc]
+    assert [p for p in granted if p.startswith("/data")] == [
+        "/data/deps/k1",
+        "/data/sessions/s1/ws",
+        "/data/vite-cache/s1",
+    ]
+    assert not [p for p in granted if p.startswith(("/proc", "/sys", "/tmp", "/run", "/home"))]
+    assert "/" not in granted and "/etc" not in granted
+    etc = {p for p in granted if p.startswith("/etc")}
+    assert etc <= {"/etc/ssl", "/etc/alternatives", "/etc/ld.so.cache"}  # no passwd, hosts
+
+
+def test_read_only_trees_are_granted_once_and_the_system_read_only() -> None:
+    policy = landlock_policy(MOUNTS, 1)
+    ro = policy["ro"]
+    assert isinstance(ro, list)
+    assert "/usr" in ro and "/opt/runtime" in ro and "/opt/runtime/node_modules" not in ro
+    assert not set(ro) & set(policy["rw"])  # type: ignore[arg-type]
+
+
+def test_devices_are_single_files_and_only_dev_null_is_writable() -> None:
+    files = landlock_policy(MOUNTS, 1)["files"]
+    assert isinstance(files, dict)
+    assert {k: v for k, v in files.items() if k.startswith("/dev")} == {
+        "/dev/null": "rw",
+        "/dev/zero": "r",
+        "/dev/urandom": "r",
+        "/dev/random": "r",
+    }
+
+
+def test_read_write_rights_never_include_device_nodes() -> None:
+    assert not confine.READ_WRITE & (confine.FS_MAKE_CHAR | confine.FS_MAKE_BLOCK)
+    assert confine.READ_ONLY == confine.FS_EXECUTE | confine.FS_READ_FILE | confine.FS_READ_DIR
+
+
+def test_confine_runs_isolated_with_its_policy_then_the_command_unchanged() -> None:
+    argv = confine_argv("/usr/bin/python3", {"port": 1}, ["node", "launcher.mjs"])
+    assert argv[:3] == ["/usr/bin/python3", "-I", "-S"]
+    assert argv[3].endswith("previewnode/confine.py")
+    assert json.loads(argv[4]) == {"port": 1}
+    assert argv[5:] == ["--", "node", "launcher.mjs"]
+
+
+def config(tmp: Path, sandbox: Sandbox | None) -> DevServerConfig:
+    return DevServerConfig(
+        session_id="s1",
+        workspace=tmp / "ws",
+        node_modules=tmp / "nm",
+        cache_dir=tmp / "cache",
+        runtime_dir=tmp / "runtime",
+        base="/preview/s1/",
+        allowed_hosts=("example.test",),
+        client_port=443,
+        client_protocol="wss",
+        node_binary="/usr/bin/node",
+        sandbox=sandbox,
+        socket_dir=tmp / "sock" if sandbox and sandbox.mechanism == "bwrap" else None,
+    )
+
+
+def test_a_landlocked_dev_server_listens_on_the_port_the_node_chose(tmp_path: Path) -> None:
+    cfg = config(tmp_path, Sandbox("landlock", "/usr/bin/python3"))
+    launcher = launcher_config(cfg, 41234)
+    assert launcher["port"] == 41234 and launcher["socket"] is None
+    assert launcher["ownConfig"] is True and launcher["bundleConfigBeside"] is True
+    argv = command(cfg, 41234)
+    assert argv[:2] == ["/bin/sh", "-c"]  # the shell parent that joins cgroups, sets rlimits
+    python = argv.index("/usr/bin/python3")
+    policy = json.loads(argv[python + 4])
+    assert policy["port"] == 41234
+    assert policy["rw"] == [str(cfg.workspace), str(cfg.cache_dir)]
+    assert argv[python + 5 :] == ["--", "/usr/bin/node", str(cfg.runtime_dir / "launcher.mjs")]
+    env = child_environment(cfg)
+    assert env["TMPDIR"] == str(cfg.cache_dir / "tmp")  # inside its cache: no /tmp
+    assert env["HOME"].startswith(str(cfg.cache_dir))
+
+
+def test_bubblewrap_still_listens_on_its_socket(tmp_path: Path) -> None:
+    cfg = config(tmp_path, Sandbox("bwrap", "/usr/bin/bwrap"))
+    launcher = launcher_config(cfg)
+    assert launcher["port"] == 0 and launcher["socket"] == str(tmp_path / "sock" / "dev.sock")
+    assert launcher["bundleConfigBeside"] is False
+    assert "TMPDIR" not in child_environment(cfg)
+    assert "/usr/bin/bwrap" in command(cfg)
