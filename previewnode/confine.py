@@ -1,11 +1,12 @@
 """The dev server's parent where user namespaces are not allowed: Landlock, seccomp, no caps.
 
-    python -I -S previewnode/confine.py POLICY_JSON -- node launcher.mjs
+    python -I -S confine.py --ro /usr ... --rw WORKSPACE ... --port N -- node launcher.mjs
 
 The node runs this instead of bubblewrap (`--sandbox-mechanism landlock`). It forks the
 command; the child confines itself and execs it, the parent stays unconfined and outlives
-it. The policy (JSON in argv: paths and a port, nothing secret; built by
-`previewnode.sandbox.landlock_policy`) says what the child may touch:
+it. The policy (flags in argv: paths and a port, nothing secret; built by
+`previewnode.sandbox.landlock_policy`, rendered by `confine_argv`) says what the child
+may touch:
 
 - Landlock (ABI >= 4): every filesystem right of the kernel's ABI is handled; read and
   execute beneath `ro`, all but device nodes beneath `rw`, single files as listed; no
@@ -27,16 +28,16 @@ descendant left, repeating until none, then exits with the command's status. Wit
 PID namespace, that is what makes "nothing it spawned outlives it" true.
 
 Never: import more than the standard library's cheapest modules (this runs on every dev
-server start, with `-I -S`), read stdin (it is the command's), or exec the command
-unconfined: any step that fails ends the child with status 126.
+server start, with `-I -S`; `json` or `signal` would add 10-16 ms: `re`, `enum`), read
+stdin (it is the command's), or exec the command unconfined: any step that fails ends
+the child with status 126.
 """
 
 from __future__ import annotations
 
+import _signal as signal  # type: ignore[import-not-found]  # `signal` imports enum: 10 ms
 import ctypes
-import json
 import os
-import signal
 import struct
 import sys
 
@@ -202,10 +203,9 @@ def landlock_abi() -> int:
 def landlock(policy: dict[str, object], abi: int) -> None:
     """Restrict this thread (and what it execs) to the policy's paths and port."""
     fs_all = FS_BY_ABI.get(abi, FS_ALL_NEWEST)
-    attr = struct.pack("<QQQ", fs_all, NET_BIND_TCP | NET_CONNECT_TCP, 0)
-    if abi >= 6:
-        attr = struct.pack("<QQQ", fs_all, NET_BIND_TCP | NET_CONNECT_TCP, _scopes())
-    size = 24 if abi >= 6 else 16
+    scoped = SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL if abi >= 6 else 0
+    attr = struct.pack("<QQQ", fs_all, NET_BIND_TCP | NET_CONNECT_TCP, scoped)
+    size = 24 if abi >= 6 else 16  # struct landlock_ruleset_attr grew with `scoped`
     buf = ctypes.create_string_buffer(attr, 24)
     ruleset = _check(
         _libc.syscall(SYS_CREATE_RULESET, buf, ctypes.c_size_t(size), 0), "landlock ruleset"
@@ -225,10 +225,6 @@ def landlock(policy: dict[str, object], abi: int) -> None:
         _check(_libc.syscall(SYS_RESTRICT_SELF, ruleset, 0), "landlock restrict_self")
     finally:
         os.close(ruleset)
-
-
-def _scopes() -> int:
-    return SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL
 
 
 def _path_rule(ruleset: int, path: str, rights: int) -> None:
@@ -417,12 +413,42 @@ def _which(name: str) -> str:
     return name
 
 
+POLICY_FLAGS = {"--ro": "ro", "--rw": "rw", "--read-file": "r", "--write-file": "rw"}
+
+
+def parse_args(argv: list[str]) -> tuple[dict[str, object], list[str]]:
+    """(policy, command) from `--ro P --rw P --read-file P --write-file P --port N -- CMD`
+    (the shape `landlock_policy` returns); ValueError when malformed."""
+    ro: list[str] = []
+    rw: list[str] = []
+    files: dict[str, str] = {}
+    policy: dict[str, object] = {"ro": ro, "rw": rw, "files": files, "port": 0}
+    i = 0
+    while i < len(argv) and argv[i] != "--":
+        flag, value = argv[i], argv[i + 1] if i + 1 < len(argv) else None
+        if value is None or (flag not in POLICY_FLAGS and flag != "--port"):
+            raise ValueError(f"unexpected {flag!r}")
+        if flag == "--port":
+            policy["port"] = int(value)
+        elif flag in ("--ro", "--rw"):
+            (ro if flag == "--ro" else rw).append(value)
+        else:
+            files[value] = POLICY_FLAGS[flag]
+        i += 2
+    if i + 1 >= len(argv):
+        raise ValueError("no command after --")
+    return policy, argv[i + 1 :]
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) < 3 or argv[1] != "--":
-        sys.stderr.write("usage: confine.py POLICY_JSON -- COMMAND...\n")
+    try:
+        policy, command = parse_args(argv)
+    except ValueError as exc:
+        sys.stderr.write(
+            f"confine: {exc}\nusage: confine.py [--ro|--rw|--read-file|"
+            "--write-file PATH]... [--port N] -- COMMAND...\n"
+        )
         return 2
-    policy = json.loads(argv[0])
-    command = argv[2:]
     program = _which(command[0])
     abi = landlock_abi()
     if abi < MIN_ABI:

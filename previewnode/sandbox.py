@@ -28,7 +28,6 @@ bind a directory that holds more than one session.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -194,8 +193,15 @@ def _link(name: str) -> bool:
 
 
 def confine_argv(python: str, policy: dict[str, object], command: Sequence[str]) -> list[str]:
-    """`confine.py` with its policy (paths and a port: nothing secret), then `command`."""
-    return [python, "-I", "-S", str(CONFINE), json.dumps(policy, sort_keys=True), "--", *command]
+    """`confine.py` with its policy as flags (paths and a port: nothing secret; JSON would
+    cost its parser's import on every start), then `command`."""
+    argv = [python, "-I", "-S", str(CONFINE)]
+    for key, flag in (("ro", "--ro"), ("rw", "--rw")):
+        for path in policy.get(key, ()):  # type: ignore[attr-defined]
+            argv += [flag, str(path)]
+    for path, access in policy.get("files", {}).items():  # type: ignore[attr-defined]
+        argv += ["--write-file" if access == "rw" else "--read-file", str(path)]
+    return [*argv, "--port", str(policy.get("port", 0)), "--", *command]
 
 
 def probe_landlock(python: str) -> str | None:
@@ -206,6 +212,7 @@ def probe_landlock(python: str) -> str | None:
         try:
             done = subprocess.run(
                 confine_argv(python, landlock_policy(mounts, 0), ["/usr/bin/true"]),
+                stdin=subprocess.DEVNULL,  # a hung-up stdin would stop it (the node is gone)
                 capture_output=True,
                 timeout=10,
                 check=False,
@@ -233,6 +240,13 @@ def choose(mode: Mode, mechanism: Literal["auto", "bwrap", "landlock"] = "auto")
     if mechanism in ("auto", "landlock"):
         failed = probe_landlock(sys.executable)
         if failed is None:
+            from previewnode.confine import landlock_abi  # ctypes: only where it is chosen
+
+            if (abi := landlock_abi()) < 6:
+                log.warning(
+                    "Landlock ABI < 6: dev servers may signal the node's processes",
+                    extra={"abi": abi},
+                )
             return Sandbox("landlock", sys.executable)
         why.append(f"landlock: {failed}")
     reasons = "; ".join(why)

@@ -36,6 +36,7 @@ pytestmark = [
 
 ATTACK = """
 import fs from "node:fs";
+import os from "node:os";
 import net from "node:net";
 import dgram from "node:dgram";
 import { spawn, spawnSync } from "node:child_process";
@@ -64,6 +65,12 @@ attempt("signal_node", () => process.kill(NODE_PID, 0));
 attempt("signal_parent", () => process.kill(process.ppid, 0));
 attempt("setuid", () => process.setuid(4321));
 attempt("write_dependency_set", () => fs.writeFileSync(DEPS + "/pwned", "x"));
+attempt("signal_missing_pid", () => process.kill(4194000, 0));
+out.pid = process.pid;
+out.ppid = process.ppid;
+out.hostname = os.hostname();
+out.cpus = os.cpus().length;
+out.parallelism = os.availableParallelism();
 out.unshare = spawnSync("unshare", ["--user", "--map-root-user", "true"]).status;
 out.environment = Object.keys(process.env).sort();
 // A detached child, and a double-forked one in its own session: neither in the node's
@@ -221,8 +228,13 @@ def test_a_hostile_config_is_confined_by_landlock_and_the_session_still_serves(
         assert {k: seen[k] for k in refused} == {k: f"refused: {v}" for k, v in refused.items()}
         assert seen["write_own_tmpdir"].startswith("allowed"), seen["write_own_tmpdir"]
         assert seen["unshare"] != 0  # seccomp: no namespaces
-        # Not given (docs): metadata of any path is visible, only contents are not
+        # Not given (docs): metadata of any path is visible, only contents are not; pids
+        # are the host's, and which exist can be told; the host name; no /proc/cpuinfo
         assert seen["stat_secret"].startswith("allowed"), seen["stat_secret"]
+        assert seen["signal_missing_pid"] == "refused: ESRCH"
+        assert "confine.py" in Path(f"/proc/{seen['ppid']}/cmdline").read_text()
+        assert seen["hostname"] == socket.gethostname()
+        assert seen["cpus"] == 0 and seen["parallelism"] >= 1
         assert not [k for k in seen["environment"] if k.startswith("PREVIEW")]
         assert SECRET not in json.dumps(seen)
         assert not (data / "pwned").exists() and not (tmp_path / "pwned").exists()

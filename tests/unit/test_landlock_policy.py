@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from previewnode import confine
@@ -66,12 +65,21 @@ def test_read_write_rights_never_include_device_nodes() -> None:
     assert confine.READ_ONLY == confine.FS_EXECUTE | confine.FS_READ_FILE | confine.FS_READ_DIR
 
 
-def test_confine_runs_isolated_with_its_policy_then_the_command_unchanged() -> None:
-    argv = confine_argv("/usr/bin/python3", {"port": 1}, ["node", "launcher.mjs"])
+def test_confine_runs_isolated_and_reads_back_its_policy_and_the_command_unchanged() -> None:
+    policy = landlock_policy(MOUNTS, 41234)
+    argv = confine_argv("/usr/bin/python3", policy, ["node", "launcher.mjs", "--", "x y"])
     assert argv[:3] == ["/usr/bin/python3", "-I", "-S"]
     assert argv[3].endswith("previewnode/confine.py")
-    assert json.loads(argv[4]) == {"port": 1}
-    assert argv[5:] == ["--", "node", "launcher.mjs"]
+    assert confine.parse_args(argv[4:]) == (policy, ["node", "launcher.mjs", "--", "x y"])
+
+
+def test_a_malformed_confine_command_line_is_refused() -> None:
+    for argv in (["--ro"], ["--ro", "/usr"], ["--env", "X", "--", "true"], ["--port", "x"]):
+        try:
+            confine.parse_args(argv)
+        except ValueError:
+            continue
+        raise AssertionError(argv)
 
 
 def config(tmp: Path, sandbox: Sandbox | None) -> DevServerConfig:
@@ -99,10 +107,10 @@ def test_a_landlocked_dev_server_listens_on_the_port_the_node_chose(tmp_path: Pa
     argv = command(cfg, 41234)
     assert argv[:2] == ["/bin/sh", "-c"]  # the shell parent that joins cgroups, sets rlimits
     python = argv.index("/usr/bin/python3")
-    policy = json.loads(argv[python + 4])
+    policy, launcher_argv = confine.parse_args(argv[python + 4 :])
     assert policy["port"] == 41234
     assert policy["rw"] == [str(cfg.workspace), str(cfg.cache_dir)]
-    assert argv[python + 5 :] == ["--", "/usr/bin/node", str(cfg.runtime_dir / "launcher.mjs")]
+    assert launcher_argv == ["/usr/bin/node", str(cfg.runtime_dir / "launcher.mjs")]
     env = child_environment(cfg)
     assert env["TMPDIR"] == str(cfg.cache_dir / "tmp")  # inside its cache: no /tmp
     assert env["HOME"].startswith(str(cfg.cache_dir))
