@@ -31,6 +31,7 @@ from previewnode.sandbox import (  # noqa: E402
     bwrap_argv,
     confine_argv,
     landlock_policy,
+    prelude_then_exec,
     probe,
     probe_landlock,
     supervised,
@@ -69,7 +70,8 @@ def main() -> int:
             argvs["bwrap"] = supervised(bwrap_argv(bwrap, mounts, direct))
         if probe_landlock(sys.executable) is None:
             policy = landlock_policy(mounts, 0)
-            argvs["landlock"] = supervised(confine_argv(sys.executable, policy, direct))
+            confined = confine_argv(sys.executable, policy, direct)
+            argvs["landlock"] = prelude_then_exec(confined, "")
         for argv in argvs.values():  # warm-up
             once(argv)
         times: dict[str, list[float]] = {name: [] for name in argvs}

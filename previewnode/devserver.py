@@ -39,6 +39,7 @@ from previewnode.sandbox import (
     bwrap_argv,
     confine_argv,
     landlock_policy,
+    prelude_then_exec,
     supervised,
 )
 from proxycore.upstream import Address
@@ -154,7 +155,7 @@ def command(config: DevServerConfig, port: int = 0) -> list[str]:
     )
     if config.sandbox.mechanism == "landlock":
         policy = landlock_policy(mounts, port)
-        return supervised(confine_argv(config.sandbox.binary, policy, launcher), prelude)
+        return prelude_then_exec(confine_argv(config.sandbox.binary, policy, launcher), prelude)
     assert config.socket_dir is not None
     return supervised(bwrap_argv(config.sandbox.binary, mounts, launcher), prelude)
 

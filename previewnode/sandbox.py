@@ -143,6 +143,15 @@ def supervised(argv: Sequence[str], prelude: str = "") -> list[str]:
     return ["/bin/sh", "-c", prelude + 'exec 3<&0; "$@" <&3 & wait $!', "sandbox", *argv]
 
 
+def prelude_then_exec(argv: Sequence[str], prelude: str) -> list[str]:
+    """`argv` in place of a shell that runs `prelude` first (cgroups, rlimits). For
+    `confine.py`, which is its own long-lived parent: the node's SIGTERM must reach it,
+    and the node's wait end only when it exits. A shell parent (`supervised`) would die of
+    that SIGTERM at once, and the node's SIGKILL of the group would follow before
+    `confine.py` had killed what left the group."""
+    return ["/bin/sh", "-c", prelude + 'exec "$@"', "sandbox", *argv]
+
+
 def _unique(paths: Sequence[Path], bound: Sequence[Path] = ()) -> list[Path]:
     """Each path once, and none inside another already bound (a bind would shadow it)."""
     out: list[Path] = []

@@ -9,8 +9,10 @@ go only to 127.0.0.1 (and are refused before they leave the process).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -21,7 +23,12 @@ import pytest
 import trio
 
 from previewnode import confine
-from previewnode.sandbox import confine_argv, landlock_policy, probe_landlock
+from previewnode.sandbox import (
+    confine_argv,
+    landlock_policy,
+    prelude_then_exec,
+    probe_landlock,
+)
 from tests.support import vite_client
 from tests.support.cluster import app_files, http
 from tests.support.processes import launcher_pids, poll_until, processes
@@ -290,6 +297,33 @@ def test_confine_kills_every_descendant_when_its_command_exits(tmp_path: Path) -
     assert done.returncode == 3, done.stderr  # the command's own status
     assert time.monotonic() - t < 5
     assert not sleepers()
+
+
+def test_the_nodes_sigterm_to_the_group_leaves_nothing_without_a_cgroup(tmp_path: Path) -> None:
+    """As `DevServer._stop` does: SIGTERM to the process group, wait for its leader, then
+    SIGKILL the group at once. The leader is confine.py itself (the shell that set rlimits
+    exec'd it), so it has swept the sleeper that left the group before the wait ends."""
+    policy = landlock_policy_for(tmp_path)
+    script = "(setsid sleep 7782 &) & exec sleep 7781"
+    argv = prelude_then_exec(
+        confine_argv(sys.executable, policy, ["/bin/sh", "-c", script]), "ulimit -c 0; "
+    )
+    child = subprocess.Popen(argv, cwd=tmp_path, stdin=subprocess.PIPE, start_new_session=True)
+    try:
+        poll_until(lambda: len(sleepers()) == 2, 5)
+        os.killpg(child.pid, signal.SIGTERM)
+        child.wait(5)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+        assert not sleepers()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+        child.wait(5)
+        if child.stdin is not None:
+            child.stdin.close()
+        for line in sleepers():  # only this test's `sleep 7781/7782`
+            os.kill(int(line.split()[0]), signal.SIGKILL)
 
 
 def test_confine_stops_its_command_when_stdin_hangs_up(tmp_path: Path) -> None:

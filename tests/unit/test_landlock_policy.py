@@ -105,7 +105,8 @@ def test_a_landlocked_dev_server_listens_on_the_port_the_node_chose(tmp_path: Pa
     assert launcher["port"] == 41234 and launcher["socket"] is None
     assert launcher["ownConfig"] is True and launcher["bundleConfigBeside"] is True
     argv = command(cfg, 41234)
-    assert argv[:2] == ["/bin/sh", "-c"]  # the shell parent that joins cgroups, sets rlimits
+    # a shell joins cgroups and sets rlimits, then becomes confine.py (exec, not a parent)
+    assert argv[:2] == ["/bin/sh", "-c"] and argv[2].endswith('exec "$@"')
     python = argv.index("/usr/bin/python3")
     policy, launcher_argv = confine.parse_args(argv[python + 4 :])
     assert policy["port"] == 41234
