@@ -19,7 +19,9 @@ may touch:
   io_uring (its socket op would pass the socket() filter), SysV IPC or POSIX queues;
   `clone3` fails with ENOSYS so libc falls back to `clone`, which may not ask for a new
   namespace. Anything but x86_64 syscalls kills the process.
-- No capabilities: the bounding set is emptied, so even uid 0 execs with none.
+- No capabilities: none held before exec and NO_NEW_PRIVS, so even uid 0 execs with
+  none (the bounding set is emptied too where CAP_SETPCAP allows). Same uid as the node:
+  no per-session uid (docs/architecture.md says what that leaves to cgroups).
 
 The parent is a child subreaper: orphans of the tree (a `setsid`, double-forked sleeper)
 become its children. When the command exits, on SIGTERM, or when stdin (a pipe from the

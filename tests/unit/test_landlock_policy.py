@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from previewnode import confine
+import pytest
+
+from previewnode import confine, sandbox
 from previewnode.devserver import (
     DevServerConfig,
     child_environment,
     command,
     launcher_config,
 )
-from previewnode.sandbox import Mounts, Sandbox, confine_argv, landlock_policy
+from previewnode.sandbox import (
+    Mounts,
+    Sandbox,
+    SandboxUnavailable,
+    confine_argv,
+    landlock_policy,
+)
 
 MOUNTS = Mounts(
     workspace=Path("/data/sessions/s1/ws"),
@@ -124,3 +132,43 @@ def test_bubblewrap_still_listens_on_its_socket(tmp_path: Path) -> None:
     assert launcher["bundleConfigBeside"] is False
     assert "TMPDIR" not in child_environment(cfg)
     assert "/usr/bin/bwrap" in command(cfg)
+
+
+def probes(monkeypatch: pytest.MonkeyPatch, bwrap: str | None, landlock: str | None) -> list[str]:
+    """Fake both probes (None: works, else why not); the mechanisms tried, in order."""
+    tried: list[str] = []
+    monkeypatch.setattr(sandbox.shutil, "which", lambda _name: "/usr/bin/bwrap")
+
+    def probe_bwrap(_binary: str) -> str | None:
+        tried.append("bwrap")
+        return bwrap
+
+    def probe_landlock(_python: str) -> str | None:
+        tried.append("landlock")
+        return landlock
+
+    monkeypatch.setattr(sandbox, "probe", probe_bwrap)
+    monkeypatch.setattr(sandbox, "probe_landlock", probe_landlock)
+    return tried
+
+
+def test_auto_prefers_bubblewrap_then_landlock_then_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    tried = probes(monkeypatch, None, None)
+    assert sandbox.choose("auto") == Sandbox("bwrap", "/usr/bin/bwrap") and tried == ["bwrap"]
+    probes(monkeypatch, "no user namespaces", None)
+    chosen = sandbox.choose("required")
+    assert chosen is not None and chosen.mechanism == "landlock" and not chosen.listens_on_socket
+    probes(monkeypatch, "no user namespaces", "Landlock ABI 3")
+    assert sandbox.choose("auto") is None
+    with pytest.raises(SandboxUnavailable, match="bwrap: no user namespaces; landlock: Landlock"):
+        sandbox.choose("required")
+
+
+def test_a_forced_mechanism_is_the_only_one_tried(monkeypatch: pytest.MonkeyPatch) -> None:
+    tried = probes(monkeypatch, None, "no")
+    with pytest.raises(SandboxUnavailable):
+        sandbox.choose("required", "landlock")
+    assert tried == ["landlock"]
+    tried = probes(monkeypatch, "no", None)
+    assert sandbox.choose("auto", "bwrap") is None and tried == ["bwrap"]
+    assert sandbox.choose("off", "landlock") is None
