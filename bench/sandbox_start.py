@@ -1,9 +1,12 @@
-"""What the sandbox adds to a dev server's start: `node -e 0` directly vs inside bubblewrap.
+"""What the sandbox adds to a dev server's start: `node -e 0` directly, inside bubblewrap,
+and under Landlock (`previewnode/confine.py`).
 
-Interleaved (direct, sandboxed, direct, ...), so the machine's drift hits both alike;
-the sandbox is `previewnode.sandbox.bwrap_argv` under its shell parent, with the mounts
-a real session gets (a workspace, a cache and a socket dir in a temp dir, the runtime
-read-only). Prints a table and writes `bench/results/sandbox-start-<ts>.json`.
+Interleaved (direct, bwrap, landlock, direct, ...), so the machine's drift hits all
+alike; each sandbox is the argv a real session gets, under its shell parent:
+`previewnode.sandbox.bwrap_argv` with its mounts (a workspace, a cache and a socket dir
+in a temp dir, the runtime read-only), and `confine_argv` with `landlock_policy` for the
+same trees. A mechanism whose probe fails here is left out. Prints a table and writes
+`bench/results/sandbox-start-<ts>.json`.
 
     .venv/bin/python bench/sandbox_start.py [--runs 40]
 """
@@ -23,7 +26,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from previewnode.sandbox import Mounts, bwrap_argv, supervised  # noqa: E402
+from previewnode.sandbox import (  # noqa: E402
+    Mounts,
+    bwrap_argv,
+    confine_argv,
+    landlock_policy,
+    prelude_then_exec,
+    probe,
+    probe_landlock,
+    supervised,
+)
 
 
 def once(argv: list[str]) -> float:
@@ -39,8 +51,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=40)
     args = parser.parse_args()
     bwrap, node = shutil.which("bwrap"), shutil.which("node")
-    if bwrap is None or node is None:
-        print("needs bwrap and node on PATH", file=sys.stderr)
+    if node is None:
+        print("needs node on PATH", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="sandbox-bench-") as tmp:
         root = Path(tmp)
@@ -53,13 +65,19 @@ def main() -> int:
             read_only=(REPO / "previewnode" / "runtime", Path(node).resolve().parent),
         )
         direct = [node, "-e", "0"]
-        boxed = supervised(bwrap_argv(bwrap, mounts, direct))
-        for argv in (direct, boxed):  # warm-up
+        argvs = {"direct": direct}
+        if bwrap is not None and probe(bwrap) is None:
+            argvs["bwrap"] = supervised(bwrap_argv(bwrap, mounts, direct))
+        if probe_landlock(sys.executable) is None:
+            policy = landlock_policy(mounts, 0)
+            confined = confine_argv(sys.executable, policy, direct)
+            argvs["landlock"] = prelude_then_exec(confined, "")
+        for argv in argvs.values():  # warm-up
             once(argv)
-        times: dict[str, list[float]] = {"direct": [], "sandboxed": []}
+        times: dict[str, list[float]] = {name: [] for name in argvs}
         for _ in range(max(1, min(args.runs, 500))):
-            times["direct"].append(once(direct))
-            times["sandboxed"].append(once(boxed))
+            for name, argv in argvs.items():
+                times[name].append(once(argv))
     rows = {
         k: {
             "median_ms": statistics.median(v),
@@ -68,22 +86,24 @@ def main() -> int:
         }
         for k, v in times.items()
     }
-    overhead = [s - d for d, s in zip(times["direct"], times["sandboxed"], strict=True)]
+    overhead = {
+        name: statistics.median(s - d for d, s in zip(times["direct"], v, strict=True))
+        for name, v in times.items()
+        if name != "direct"
+    }
     result = {
-        "runs": len(overhead),
+        "runs": len(times["direct"]),
         "rows": rows,
-        "overhead_median_ms": statistics.median(overhead),
-        "bwrap": subprocess.run(
-            [bwrap, "--version"], capture_output=True, text=True
-        ).stdout.strip(),
+        "overhead_median_ms": overhead,
+        "bwrap": subprocess.run([bwrap, "--version"], capture_output=True, text=True).stdout.strip()
+        if bwrap
+        else None,
     }
     print(f"{'':12} {'median':>9} {'p90':>9} {'min':>9}   ({result['runs']} interleaved runs)")
     for name, row in rows.items():
         print(f"{name:12} {row['median_ms']:8.1f}  {row['p90_ms']:8.1f}  {row['min_ms']:8.1f}  ms")
-    print(
-        "sandbox start overhead (median of pairwise differences):",
-        f"{result['overhead_median_ms']:.1f} ms",
-    )
+    for name, ms in overhead.items():
+        print(f"{name} start overhead (median of pairwise differences): {ms:.1f} ms")
     out = REPO / "bench" / "results" / f"sandbox-start-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

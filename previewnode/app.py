@@ -163,7 +163,7 @@ class NodeApp:
                 "ready": ready,
                 "draining": draining,
                 "sessions": len(self.store),
-                "sandbox": "bwrap" if self.supervisor.sandbox else "none",
+                "sandbox": self.supervisor.mechanism,
                 "limits": self.supervisor.groups.hierarchy.name
                 if self.supervisor.groups
                 else "rlimit",

@@ -63,7 +63,14 @@ def build_parser() -> EnvParser:
         "--sandbox",
         default="auto",
         choices=["required", "auto", "off"],
-        help="dev servers in bubblewrap; auto: when it works here, else the fixed config",
+        help="dev servers in a sandbox; auto: when one works here, else the fixed config",
+    )
+    p.flag(
+        "--sandbox-mechanism",
+        default="auto",
+        choices=["auto", "bwrap", "landlock"],
+        help="the sandbox: bubblewrap (namespaces), or Landlock + seccomp where user "
+        "namespaces are not allowed; auto: bwrap when its probe works, else landlock",
     )
     p.flag(
         "--session-memory-bytes",
@@ -153,6 +160,7 @@ class NodeConfig:
     preview_domain: str | None = None  # subdomain mode: {id}.{domain}
     default_access: str = "public"
     sandbox: str = "auto"  # required | auto | off (previewnode.sandbox)
+    sandbox_mechanism: str = "auto"  # auto | bwrap | landlock (previewnode.sandbox)
     session_limits: SessionLimits = field(default_factory=SessionLimits)
     events_heartbeat: float = 15.0  # seconds of silence on /events before a comment line
     min_free_bytes: int = 256 * 1024**2  # disk watermark (0: none)
@@ -227,6 +235,7 @@ def from_args(a: dict[str, object]) -> NodeConfig:
         preview_domain=a.get("preview_domain") or None,  # type: ignore[arg-type]
         default_access=str(a.get("default_access") or "public"),
         sandbox=str(a.get("sandbox") or "auto"),
+        sandbox_mechanism=str(a.get("sandbox_mechanism") or "auto"),
         events_heartbeat=float(a.get("events_heartbeat") or 15.0),  # type: ignore[arg-type]
         min_free_bytes=int(a.get("min_free_bytes", 256 * 1024**2)),  # type: ignore[call-overload]
         max_cache_bytes=int(a.get("max_cache_bytes", 4 * 1024**3)),  # type: ignore[call-overload]

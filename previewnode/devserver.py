@@ -2,9 +2,11 @@
 
 `DevServer.run` spawns `runtime/launcher.mjs` (which starts Vite: inside a sandbox with
 the app's own configuration, else with a fixed one), reports where it listens once Vite
-really serves (a unix socket when sandboxed, a loopback port otherwise), forwards the
-build errors the launcher reports, and kills the whole process group when it is
-cancelled (a sandbox dies with it: `--die-with-parent`, its own PID namespace).
+really serves (a unix socket in bubblewrap, a loopback port otherwise: under Landlock the
+one this module chose, which only that dev server may bind), forwards the build errors
+the launcher reports, and kills the whole process group when it is cancelled (bubblewrap
+dies with it: `--die-with-parent`, its own PID namespace; `confine.py` kills every
+descendant it has left).
 
 It must never hand the child anything of the node's environment (secrets, `PREVIEW_*`
 settings): the child gets a minimal environment built here. It must never leave a
@@ -20,6 +22,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +33,15 @@ import trio
 
 from previewnode.limits import shell_prelude
 from previewnode.runtime_errors import RuntimeReport
-from previewnode.sandbox import Mounts, bwrap_argv, supervised
+from previewnode.sandbox import (
+    Mounts,
+    Sandbox,
+    bwrap_argv,
+    confine_argv,
+    landlock_policy,
+    prelude_then_exec,
+    supervised,
+)
 from proxycore.upstream import Address
 
 STDERR_TAIL_BYTES = 4096
@@ -76,7 +87,7 @@ class DevServerConfig:
     client_port: int
     client_protocol: str
     node_binary: str = "node"
-    sandbox: str | None = None  # the bwrap binary; None: unsandboxed, fixed config
+    sandbox: Sandbox | None = None  # None: unsandboxed, the fixed config
     socket_dir: Path | None = None  # sandboxed: where the dev server's listener lives
     cgroup_procs: tuple[Path, ...] = ()  # the session's groups, joined before it starts
     ulimits: tuple[tuple[str, str], ...] = ()  # `ulimit` options for its shell parent
@@ -98,30 +109,38 @@ class DevServerFailed(Exception):
         return f"{text}\n{self.stderr_tail}" if self.stderr_tail else text
 
 
-def launcher_config(config: DevServerConfig) -> dict[str, Any]:
-    """The JSON the launcher reads as the first line of its stdin (never argv)."""
+def landlocked(config: DevServerConfig) -> bool:
+    return config.sandbox is not None and config.sandbox.mechanism == "landlock"
+
+
+def launcher_config(config: DevServerConfig, port: int = 0) -> dict[str, Any]:
+    """The JSON the launcher reads as the first line of its stdin (never argv). `port`:
+    where Vite listens (0: the launcher picks one; Landlock: the one its rules allow)."""
     return {
         "root": str(config.workspace),
         "base": config.base,
-        "port": 0,
+        "port": port,
         "allowedHosts": list(config.allowed_hosts),
         "clientPort": config.client_port,
         "clientProtocol": config.client_protocol,
         "nodeModules": str(config.node_modules),
         "cacheDir": str(config.cache_dir / "vite"),
         "ownConfig": config.sandbox is not None,
-        "socket": str(config.socket_path) if config.sandbox is not None else None,
+        "socket": str(config.socket_path) if config.socket_path is not None else None,
+        # The dependency set's `.vite-temp` is shared (bubblewrap mounts a private tmpfs
+        # there; Landlock can't): Vite bundles a TS config beside it instead.
+        "bundleConfigBeside": landlocked(config),
     }
 
 
-def command(config: DevServerConfig) -> list[str]:
-    """The dev server's argv: the launcher, wrapped in the sandbox when there is one."""
+def command(config: DevServerConfig, port: int = 0) -> list[str]:
+    """The dev server's argv: the launcher, wrapped in the sandbox when there is one
+    (`port`: the one loopback port a Landlock-confined dev server may use)."""
     node = shutil.which(config.node_binary) or config.node_binary
     launcher = [node, str(config.runtime_dir / "launcher.mjs")]  # its config goes by stdin
     prelude = shell_prelude(config.cgroup_procs, config.ulimits)
     if config.sandbox is None:
         return supervised(launcher, prelude) if prelude else launcher
-    assert config.socket_dir is not None
     mounts = Mounts(
         workspace=config.workspace,
         socket_dir=config.socket_dir,
@@ -134,7 +153,11 @@ def command(config: DevServerConfig) -> list[str]:
         ),
         scratch=tuple(d for d in (config.node_modules.resolve() / VITE_TEMP,) if d.is_dir()),
     )
-    return supervised(bwrap_argv(config.sandbox, mounts, launcher), prelude)
+    if config.sandbox.mechanism == "landlock":
+        policy = landlock_policy(mounts, port)
+        return prelude_then_exec(confine_argv(config.sandbox.binary, policy, launcher), prelude)
+    assert config.socket_dir is not None
+    return supervised(bwrap_argv(config.sandbox.binary, mounts, launcher), prelude)
 
 
 def child_environment(config: DevServerConfig) -> dict[str, str]:
@@ -144,8 +167,18 @@ def child_environment(config: DevServerConfig) -> dict[str, str]:
         "HOME": str(config.cache_dir / "home"),
         "NO_COLOR": "1",
     }
+    if landlocked(config):  # no private /tmp: its temp dir is in its cache dir
+        env["TMPDIR"] = str(config.cache_dir / "tmp")
     env.update(MIMALLOC_ENV)
     return env
+
+
+def free_loopback_port() -> int:
+    """A port free on 127.0.0.1 now. Only the dev server it is given to may bind it
+    (Landlock); a host process taking it first fails that start (Vite's strictPort)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 HMR_KINDS = ("update", "full-reload", "applied")
@@ -214,6 +247,7 @@ class DevServer:
         self.on_runtime = on_runtime  # what a browser showing the preview reported
         self.address: Address | None = None
         self.pid: int | None = None
+        self.port = 0  # Landlock: the one loopback port this dev server may use
         self._stderr = bytearray()
         self._announced: Address | None = None
         self._stderr_done = trio.Event()
@@ -239,7 +273,10 @@ class DevServer:
         (config.cache_dir / "vite").mkdir(parents=True, exist_ok=True)
         if config.socket_dir is not None:
             config.socket_dir.mkdir(parents=True, exist_ok=True)
-        argv = command(config)
+        if landlocked(config):
+            (config.cache_dir / "tmp").mkdir(parents=True, exist_ok=True)
+            self.port = free_loopback_port()
+        argv = command(config, self.port)
         process = await trio.lowlevel.open_process(
             argv,
             stdin=PIPE,
@@ -253,7 +290,9 @@ class DevServer:
         self._stdin = process.stdin
         assert process.stdin is not None
         with contextlib.suppress(trio.BrokenResourceError):  # then it exits: reported below
-            await process.stdin.send_all(json.dumps(launcher_config(config)).encode() + b"\n")
+            await process.stdin.send_all(
+                json.dumps(launcher_config(config, self.port)).encode() + b"\n"
+            )
         failure: DevServerFailed | None = None
         try:
             async with trio.open_nursery() as nursery:
@@ -361,6 +400,8 @@ class DevServer:
             return
         kind = event.get("event")
         if kind == "ready" and isinstance(event.get("port"), int):
+            if self.port and event["port"] != self.port:
+                return  # Landlock: only the port we gave it
             self._announced = ("127.0.0.1", event["port"])
             self._ready_or_eof.set()
         elif kind == "ready" and event.get("socket") == str(self.config.socket_path):

@@ -20,7 +20,8 @@ _START_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60)
 
 SANDBOX = Gauge(
     "preview_node_sandbox",
-    "1 for the mechanism dev servers run in: bwrap, or none (the fixed config, unsandboxed)",
+    "1 for the mechanism dev servers run in: bwrap, landlock, or none (the fixed config, "
+    "unsandboxed)",
     ["mechanism"],
 )
 CACHE_REMOVED = Counter(

@@ -1,4 +1,5 @@
-"""Each dev server in its own sandbox: bubblewrap's argv for one session (pure), and the probe.
+"""Each dev server in its own sandbox: bubblewrap's argv or the Landlock policy for one
+session (pure), the probes, and the choice between them.
 
 Uploads are hostile (CONTRACT §6), and once the app's own Vite config runs, so does
 its code. The sandbox is what makes that safe, not checks on the code: the dev server
@@ -12,6 +13,13 @@ and everything it spawns see
 - no network at all (its own network namespace has only `lo`): it listens on a unix
   socket in a directory shared with the node, and the node forwards to that.
 
+Where user namespaces are not allowed (a default Kubernetes pod), `landlock` confines
+the dev server without them (`previewnode/confine.py` is its parent): what it may read
+and write by Landlock path rules, TCP only to its own loopback port (the node connects
+to that port: there is no unix socket), no other socket family (seccomp), no signals or
+ptrace outside it, no capabilities. It has no PID namespace: `confine` kills what it
+leaves. docs/architecture.md lists what each mechanism does and does not give.
+
 Paths inside are the host's paths (bound one to one), so the launcher's configuration
 and Vite's module paths need no translation; only the bound directories exist there.
 Never: pass a secret in argv (`/proc/1/cmdline` inside shows bwrap's whole argv), or
@@ -24,6 +32,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +41,8 @@ from typing import Literal
 
 log = logging.getLogger("preview.sandbox")
 Mode = Literal["required", "auto", "off"]
+Mechanism = Literal["bwrap", "landlock"]
+CONFINE = Path(__file__).resolve().parent / "confine.py"
 # What a dev server needs of the system: binaries and libraries (Debian merges /bin and
 # /lib into /usr), and the dynamic linker's cache and OpenSSL's config, which hold no secret.
 _SYSTEM_RO = ("/usr", "/etc/ld.so.cache", "/etc/ssl", "/etc/alternatives")
@@ -45,7 +56,22 @@ SCRATCH_BYTES = 64 * 1024 * 1024
 
 
 class SandboxUnavailable(RuntimeError):
-    """`--sandbox required` on a machine where bubblewrap cannot make a sandbox."""
+    """`--sandbox required` on a machine where no mechanism can make a sandbox."""
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """How dev servers are confined: bubblewrap (`binary` is bwrap), or Landlock under
+    `confine.py` (`binary` is the Python that runs it)."""
+
+    mechanism: Mechanism
+    binary: str
+
+    @property
+    def listens_on_socket(self) -> bool:
+        """bwrap: a unix socket bridged out of its network namespace; landlock: the
+        loopback port the node chose, which only that dev server may bind or connect."""
+        return self.mechanism == "bwrap"
 
 
 @dataclass(frozen=True)
@@ -53,7 +79,7 @@ class Mounts:
     """What one session's dev server may see (host paths, bound at the same paths)."""
 
     workspace: Path  # read-write
-    socket_dir: Path  # read-write: the dev server's listener, shared with the node
+    socket_dir: Path | None  # read-write: the dev server's listener, shared with the node
     cache_dir: Path  # read-write: Vite's cache and HOME
     read_only: tuple[Path, ...]  # dependency set, runtime, the node binary's directory
     # Private, writable, empty: where tools write inside read-only trees (Vite bundles a
@@ -91,7 +117,8 @@ def bwrap_argv(bwrap: str, mounts: Mounts, command: Sequence[str]) -> list[str]:
     for ro in _unique(mounts.read_only, [Path(p) for p in _SYSTEM_RO]):
         argv += ["--ro-bind", str(ro), str(ro)]
     for rw in (mounts.cache_dir, mounts.socket_dir, mounts.workspace):
-        argv += ["--bind", str(rw), str(rw)]
+        if rw is not None:
+            argv += ["--bind", str(rw), str(rw)]
     for scratch in mounts.scratch:
         argv += ["--size", str(SCRATCH_BYTES), "--tmpfs", str(scratch)]
     argv += [
@@ -114,6 +141,15 @@ def supervised(argv: Sequence[str], prelude: str = "") -> list[str]:
     then. The shell is the parent instead, and passes its stdin on (an asynchronous
     list gets /dev/null otherwise), so the launcher still exits when the node does."""
     return ["/bin/sh", "-c", prelude + 'exec 3<&0; "$@" <&3 & wait $!', "sandbox", *argv]
+
+
+def prelude_then_exec(argv: Sequence[str], prelude: str) -> list[str]:
+    """`argv` in place of a shell that runs `prelude` first (cgroups, rlimits). For
+    `confine.py`, which is its own long-lived parent: the node's SIGTERM must reach it,
+    and the node's wait end only when it exits. A shell parent (`supervised`) would die of
+    that SIGTERM at once, and the node's SIGKILL of the group would follow before
+    `confine.py` had killed what left the group."""
+    return ["/bin/sh", "-c", prelude + 'exec "$@"', "sandbox", *argv]
 
 
 def _unique(paths: Sequence[Path], bound: Sequence[Path] = ()) -> list[Path]:
@@ -143,17 +179,90 @@ def probe(bwrap: str) -> str | None:
     return None
 
 
-def choose(mode: Mode) -> str | None:
-    """The bubblewrap binary to use, or None for no sandbox (`auto` falls back, logged)."""
+def landlock_policy(mounts: Mounts, port: int) -> dict[str, object]:
+    """What `confine.py` lets one dev server touch: the same trees bubblewrap binds, by
+    Landlock rule instead of by mount (pure but for which system paths exist here).
+
+    Not `/proc` (node and Vite run without it; it would show every process's command
+    line and, in `/proc/net/unix`, every unix socket's path), not `/sys`, not `/tmp`: its
+    temp dir is in its cache dir (`TMPDIR`, set by the node). Scratch dirs are not
+    writable here (no mounts: they are shared with other sessions); the launcher makes
+    Vite bundle a TS config beside it instead."""
+    read_only = [p for p in _SYSTEM_RO if Path(p).is_dir()]
+    read_only += [f"/{n}" for n in _MERGED_USR if Path(f"/{n}").is_dir() and not _link(n)]
+    read_only += [str(p) for p in _unique(mounts.read_only, [Path(p) for p in read_only])]
+    read_write = [str(p) for p in (mounts.workspace, mounts.cache_dir, mounts.socket_dir) if p]
+    files = {p: "r" for p in _SYSTEM_RO if Path(p).is_file()}
+    files.update({"/dev/null": "rw", "/dev/zero": "r", "/dev/urandom": "r", "/dev/random": "r"})
+    return {"ro": read_only, "rw": read_write, "files": files, "port": port}
+
+
+def _link(name: str) -> bool:
+    return (Path("/") / name).is_symlink()
+
+
+def confine_argv(python: str, policy: dict[str, object], command: Sequence[str]) -> list[str]:
+    """`confine.py` with its policy as flags (paths and a port: nothing secret; JSON would
+    cost its parser's import on every start), then `command`."""
+    argv = [python, "-I", "-S", str(CONFINE)]
+    for key, flag in (("ro", "--ro"), ("rw", "--rw")):
+        for path in policy.get(key, ()):  # type: ignore[attr-defined]
+            argv += [flag, str(path)]
+    for path, access in policy.get("files", {}).items():  # type: ignore[attr-defined]
+        argv += ["--write-file" if access == "rw" else "--read-file", str(path)]
+    return [*argv, "--port", str(policy.get("port", 0)), "--", *command]
+
+
+def probe_landlock(python: str) -> str | None:
+    """None if this kernel has Landlock with TCP rules and seccomp filters, and a dev
+    server's confinement really runs here (`/usr/bin/true` under it), else why not."""
+    with tempfile.TemporaryDirectory(prefix="preview-sandbox-probe-") as tmp:
+        mounts = Mounts(Path(tmp), None, Path(tmp), ())
+        try:
+            done = subprocess.run(
+                confine_argv(python, landlock_policy(mounts, 0), ["/usr/bin/true"]),
+                stdin=subprocess.DEVNULL,  # a hung-up stdin would stop it (the node is gone)
+                capture_output=True,
+                timeout=10,
+                check=False,
+                cwd=tmp,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return str(exc)
+    if done.returncode != 0:
+        return done.stderr.decode("utf-8", "replace").strip() or f"exit {done.returncode}"
+    return None
+
+
+def choose(mode: Mode, mechanism: Literal["auto", "bwrap", "landlock"] = "auto") -> Sandbox | None:
+    """The sandbox to use, or None for none (`auto` falls back, logged): bubblewrap where
+    its probe works, else Landlock where its probe works; `mechanism` forces one."""
     if mode == "off":
         return None
-    bwrap = shutil.which("bwrap")
-    why = "bubblewrap (bwrap) is not installed" if bwrap is None else probe(bwrap)
-    if why is None:
-        return bwrap
+    why: list[str] = []
+    if mechanism in ("auto", "bwrap"):
+        bwrap = shutil.which("bwrap")
+        failed = "bubblewrap (bwrap) is not installed" if bwrap is None else probe(bwrap)
+        if bwrap is not None and failed is None:
+            return Sandbox("bwrap", bwrap)
+        why.append(f"bwrap: {failed}")
+    if mechanism in ("auto", "landlock"):
+        failed = probe_landlock(sys.executable)
+        if failed is None:
+            from previewnode.confine import landlock_abi  # ctypes: only where it is chosen
+
+            if (abi := landlock_abi()) < 6:
+                log.warning(
+                    "Landlock ABI < 6: dev servers may signal the node's processes",
+                    extra={"abi": abi},
+                )
+            return Sandbox("landlock", sys.executable)
+        why.append(f"landlock: {failed}")
+    reasons = "; ".join(why)
     if mode == "required":
-        raise SandboxUnavailable(f"--sandbox required, but no sandbox can be made: {why}")
+        raise SandboxUnavailable(f"--sandbox required, but no sandbox can be made: {reasons}")
     log.warning(
-        "no sandbox: dev servers run unsandboxed, uploaded configs ignored", extra={"why": why}
+        "no sandbox: dev servers run unsandboxed, uploaded configs ignored",
+        extra={"why": reasons},
     )
     return None

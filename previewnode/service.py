@@ -76,8 +76,8 @@ class NodeService:
         self.store = SessionStore(cfg.data_dir, cfg.name)
         loaded = self.store.load()
         self.installer = DependencyInstaller(cfg.runtime_dir, cfg.cache_dir, cfg.npmrc)
-        self.sandbox = sandbox.choose(cfg.sandbox)  # type: ignore[arg-type]
-        metrics.SANDBOX.labels("bwrap" if self.sandbox else "none").set(1)
+        self.sandbox = sandbox.choose(cfg.sandbox, cfg.sandbox_mechanism)  # type: ignore[arg-type]
+        metrics.SANDBOX.labels(self.sandbox.mechanism if self.sandbox else "none").set(1)
         groups = session_groups(cfg)
         bounded_by = groups.hierarchy.name if groups else "rlimit"
         metrics.LIMITS.labels(bounded_by).set(1)

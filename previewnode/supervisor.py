@@ -35,6 +35,7 @@ from previewnode.errors import NotHeldHere, SessionFailed, SessionGone, Starting
 from previewnode.lifecycle import Event, Status
 from previewnode.limits import Groups, ulimit_args
 from previewnode.redact import cut_paths, tail
+from previewnode.sandbox import Sandbox
 from previewnode.sessions import Session, SessionStore
 from previewnode.workspace import disk_refusal, disk_used, empty_dir
 from proxycore.errors import OverCapacity, PreviewError
@@ -87,11 +88,11 @@ class Supervisor:
         cfg: NodeConfig,
         store: SessionStore,
         installer: DependencyInstaller,
-        sandbox: str | None = None,
+        sandbox: Sandbox | None = None,
         groups: Groups | None = None,
     ) -> None:
         self.cfg = cfg
-        self.sandbox = sandbox  # the bwrap binary, or None: unsandboxed with the fixed config
+        self.sandbox = sandbox  # None: unsandboxed with the fixed config
         self.groups = groups  # per-session cgroups, or None: rlimits only
         self._ulimits = tuple(ulimit_args(cfg.session_limits))
         self.store = store
@@ -99,6 +100,11 @@ class Supervisor:
         self.cold_starts = trio.Semaphore(max(1, os.cpu_count() or 2))
         self._nursery: trio.Nursery | None = None
         self._plans: dict[str, Plan] = {}
+
+    @property
+    def mechanism(self) -> str:
+        """What dev servers run in: `bwrap`, `landlock`, or `none`."""
+        return self.sandbox.mechanism if self.sandbox else "none"
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Host the dev servers until cancelled; cancelling stops every one of them."""
@@ -394,7 +400,7 @@ class Supervisor:
             (cfg.cache_dir, "<cache-dir>"),
             (cfg.data_dir, "<data-dir>"),
         ]
-        if self.sandbox:
+        if self.sandbox and self.sandbox.listens_on_socket:
             named.append((self.store.socket_dir(s.id), "<socket-dir>"))
         return [(str(p), label) for path, label in named for p in {path, path.resolve()}]
 
@@ -446,7 +452,11 @@ class Supervisor:
             client_port=cfg.public_port,
             client_protocol=cfg.ws_scheme,
             sandbox=self.sandbox,
-            socket_dir=self.store.socket_dir(s.id) if self.sandbox else None,
+            socket_dir=(
+                self.store.socket_dir(s.id)
+                if self.sandbox and self.sandbox.listens_on_socket
+                else None
+            ),
             cgroup_procs=procs,
             ulimits=self._ulimits,
         )

@@ -2,7 +2,7 @@
 //
 // Usage: node launcher.mjs, with the JSON config as the first line of stdin:
 //   {"root", "base", "port", "allowedHosts", "clientPort", "clientProtocol",
-//    "nodeModules", "cacheDir", "socket", "ownConfig"}
+//    "nodeModules", "cacheDir", "socket", "ownConfig", "bundleConfigBeside"}
 //
 // The session's files are untrusted. Sandboxed ("ownConfig"), the app's own config runs,
 // with the platform's settings merged last; the sandbox is the guard. Unsandboxed, this
@@ -113,6 +113,25 @@ function parseConfig(raw) {
     // (the sandbox has no network the node could reach).
     ownConfig: c.ownConfig === true,
     socket: typeof c.socket === "string" ? c.socket : null,
+    bundleConfigBeside: c.bundleConfigBeside === true,
+  };
+}
+
+// Vite 6+ bundles a TS config into the nearest node_modules' `.vite-temp`, which is the
+// dependency set, shared by every session on it: bubblewrap mounts a private tmpfs there,
+// Landlock cannot (and must not let one session write where another's config is loaded
+// from). Vite writes beside the config, in the workspace, when making that directory
+// fails with EACCES: it does here.
+function bundleConfigBeside(root) {
+  const shared = path.join(root, "node_modules", ".vite-temp");
+  const mkdir = fs.promises.mkdir;
+  fs.promises.mkdir = function (dir, ...rest) {
+    if (typeof dir === "string" && path.resolve(dir) === shared) {
+      const err = new Error(`EACCES: ${shared} is shared`);
+      err.code = "EACCES";
+      return Promise.reject(err);
+    }
+    return mkdir.call(this, dir, ...rest);
   };
 }
 
@@ -871,6 +890,7 @@ async function main() {
     ]);
   }
   const port = cfg.port === 0 ? await freePort() : cfg.port;
+  if (cfg.bundleConfigBeside) bundleConfigBeside(cfg.root);
 
   // The app's own config (sandboxed only) or the fixed one; the platform's settings
   // below are merged last either way, so they win over anything the app sets.
