@@ -250,3 +250,21 @@ def test_refused_reads_a_deny_list_profile() -> None:
         ],
     }
     assert refused(profile) == {"bpf", "mount"}
+
+
+@pytest.mark.parametrize("mechanism", ["auto", "bwrap", "landlock"])
+def test_the_mechanism_is_passed_and_landlock_needs_none_of_the_pod_settings(
+    render: Any, mechanism: str
+) -> None:
+    values = {"node": {"sandboxMechanism": mechanism, "sandboxPod": {"enabled": False}}}
+    rendered = render(values)
+    assert flag(node_args(rendered), "--sandbox-mechanism") == mechanism
+    assert flag(node_args(rendered), "--sandbox") == "required"
+    assert "hostUsers" not in rendered.pod_spec("StatefulSet")
+    for obj in rendered.objects:
+        validate(obj)
+
+
+def test_an_unknown_mechanism_is_refused_by_the_schema(render: Any) -> None:
+    with pytest.raises(helm.HelmError, match="sandboxMechanism"):
+        render({"node": {"sandboxMechanism": "chroot"}})
