@@ -305,8 +305,19 @@ class ResponseReader:
         return head
 
     def _frame(self, head: ResponseHead) -> None:
-        conn = b",".join(v for k, v in head.headers if k == b"connection").lower()
-        tokens = {t.strip() for t in conn.split(b",")}
+        # One pass over the headers for the three that frame the body (this runs for every
+        # response: three comprehensions over them were 1.7% of the router's CPU).
+        connection: list[bytes] = []
+        codings: list[bytes] = []
+        lengths: set[bytes] = set()
+        for k, v in head.headers:
+            if k == b"content-length":
+                lengths.add(v)
+            elif k == b"transfer-encoding":
+                codings.extend(c.strip().lower() for c in v.split(b","))
+            elif k == b"connection":
+                connection.append(v)
+        tokens = {t.strip() for t in b",".join(connection).lower().split(b",")}
         self.keep_alive = (b"close" not in tokens) if head.http11 else (b"keep-alive" in tokens)
         status = head.status
         if status == 101:
@@ -316,21 +327,14 @@ class ResponseReader:
         elif self._head_request or status in (204, 304):
             self._body = _DONE
         else:
-            self._body = self._framed_body(head)
+            self._body = self._framed_body(codings, lengths)
 
-    def _framed_body(self, head: ResponseHead) -> Body:
-        codings = [
-            c.strip().lower()
-            for k, v in head.headers
-            if k == b"transfer-encoding"
-            for c in v.split(b",")
-        ]
+    def _framed_body(self, codings: list[bytes], lengths: set[bytes]) -> Body:
         if codings:
             if codings[-1] == b"chunked":
                 return ChunkedBody()
             self.keep_alive = False
             return _UntilClose()
-        lengths = {v for k, v in head.headers if k == b"content-length"}
         if not lengths:
             self.keep_alive = False
             return _UntilClose()

@@ -37,10 +37,13 @@ def split_target(raw: str) -> Target:
         path, query = parts.path or "/", parts.query
     else:
         raise BadRequest("request target must be a path")
-    if _CONTROL_RE.search(path) or _BAD_ESCAPE_RE.search(path):
+    # The cheap `in` tests first: this runs for every request (3% of the router's CPU
+    # with generator-based checks), and most paths hold no `%` and no `/.`.
+    if _CONTROL_RE.search(path) or ("%" in path and _BAD_ESCAPE_RE.search(path)):
         raise BadRequest("control characters, '\\' or encoded '/', '\\', '.' in the path")
-    if any(seg in (".", "..") for seg in path.split("/")):
+    # Every path here starts with `/`, so a dot segment always follows one.
+    if "/." in path and any(seg in (".", "..") for seg in path.split("/")):
         raise BadRequest("dot segments in the path")
-    if any(c in query for c in "\x00\r\n"):
+    if query and ("\x00" in query or "\r" in query or "\n" in query):
         raise BadRequest("control characters in the query")
     return Target(path, query)

@@ -10,6 +10,7 @@ the peer is about to close is how a proxy turns a healthy upstream into 502s.
 from __future__ import annotations
 
 import errno
+import math
 import time
 from collections import deque
 
@@ -44,8 +45,8 @@ class UpstreamConnection:
         self.idle_since = 0.0
         self.reused = False
 
-    async def send(self, data: bytes) -> None:
-        await self.stream.send_all(data)
+    async def send(self, data: bytes, deadline: float = math.inf) -> None:
+        await self.stream.send_all(data, deadline)
 
     def poll(self) -> Event:
         """The next event from bytes already received (or NEED_DATA); garbage is a 502."""
@@ -54,21 +55,22 @@ class UpstreamConnection:
         except ProtocolError as exc:
             raise UpstreamRefused(f"malformed upstream response: {exc}") from exc
 
-    async def receive(self) -> None:
-        """Read what the upstream sent next into the reader (b"" at EOF)."""
+    async def receive(self, deadline: float = math.inf) -> None:
+        """Read what the upstream sent next into the reader (b"" at EOF); a wait past
+        `deadline` raises `trio.TooSlowError`."""
         try:
-            data = await self.stream.receive_some(READ_CHUNK)
+            data = await self.stream.receive_some(READ_CHUNK, deadline)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             raise UpstreamRefused("upstream connection reset") from exc
         self.reader.feed(data)
 
-    async def next_event(self) -> Event:
+    async def next_event(self, deadline: float = math.inf) -> Event:
         """The next response event, reading as needed; never NEED_DATA."""
         while True:
             event = self.poll()
             if event is not NEED_DATA:
                 return event
-            await self.receive()
+            await self.receive(deadline)
 
     async def aclose(self) -> None:
         with trio.CancelScope(shield=True):

@@ -1,15 +1,19 @@
 """The connection loop's header deadline, on virtual time (trio's autojump clock).
 
-No sockets: a `ClientConnection` serves one end of an in-memory stream pair, so the
-deadline is checked to the millisecond without waiting for it.
+A `ClientConnection` serves one end of a local socket pair (the deadline is handed to
+its `sockio.Socket`), on virtual time, so the deadline is checked to the millisecond
+without waiting for it.
 """
 
 from __future__ import annotations
+
+import socket
 
 import trio
 import trio.testing
 
 from proxycore.server import ClientConnection, Exchange, ServerLimits
+from proxycore.sockio import Socket
 
 
 class Hello:
@@ -26,9 +30,10 @@ async def read_until_closed(stream: trio.abc.Stream) -> bytes:
 
 def connection(header_timeout: float) -> tuple[trio.abc.Stream, ClientConnection]:
     """A client stream, and the server's connection loop on the other end of it."""
-    client, server = trio.testing.memory_stream_pair()
+    ours, theirs = socket.socketpair()
+    client = trio.SocketStream(trio.socket.from_stdlib_socket(ours))
     limits = ServerLimits(header_timeout=header_timeout)
-    return client, ClientConnection(server, Hello(), limits, "127.0.0.1")  # type: ignore[arg-type]
+    return client, ClientConnection(Socket(theirs), Hello(), limits, "127.0.0.1")
 
 
 async def _answered(stream: trio.abc.Stream, received: bytearray) -> bool:
