@@ -47,9 +47,12 @@ TOOLING = re.compile(
     r"typescript-eslint|@typescript-eslint/.*|prettier|postcss|autoprefixer|@types/.*|"
     r"vitest|@vitest/.*|globals|lovable-tagger|@tailwindcss/postcss)$"
 )
-# The runtime's own copies, linked into an installed set that has none of its own (an app
-# config that imports them then gets the Vite the launcher would run without one).
-RUNTIME_LINKED = ("vite", "@vitejs/plugin-react")
+# The runtime's own copies, linked into an installed set that has none of its own: an app
+# config that imports them gets the Vite the launcher would run without one, and the
+# fixed config's `@import "tailwindcss"` resolves from the workspace (Tailwind's plugin
+# looks in the CSS file's node_modules: without the link, any app with a dependency of
+# its own got a 500 "Can't resolve 'tailwindcss'").
+RUNTIME_LINKED = ("vite", "@vitejs/plugin-react", "tailwindcss")
 _NAME_RE = re.compile(r"^(@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*$")
 _TAG_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
 _BAD_SPEC = re.compile(
@@ -198,7 +201,7 @@ class DependencyInstaller:
         return target
 
     def _link_runtime(self, node_modules: Path) -> None:
-        """The runtime's Vite and React plugin, where the set brought none of its own."""
+        """The runtime's Vite, React plugin and Tailwind, where the set brought none."""
         for name in RUNTIME_LINKED:
             link = node_modules / name
             source = (self.runtime_node_modules / name).resolve()

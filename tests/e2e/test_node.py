@@ -478,6 +478,10 @@ async def test_postinstall_never_runs_and_other_deps_are_installed_once(
     await wait_for(ready, 120, step=0.5)
     mod = await get(port, f"/preview/{obj['sessionId']}/src/num.js")
     assert mod.status == 200 and b"is-number" in mod.body
+    # The app's own set lacks Tailwind, yet its `@import "tailwindcss"` still compiles
+    # (reproduced before: "Can't resolve 'tailwindcss' in '{data-dir}/...'", a 500).
+    css = await get(port, f"/preview/{obj['sessionId']}/src/index.css")
+    assert css.status == 200 and b"tailwindcss v4" in css.body, css.body[:300]
     assert not marker.exists()
     sets = list((env.data / "cache" / "deps").iterdir())
     assert len(sets) == 1
