@@ -165,15 +165,18 @@ def probe(bwrap: str) -> str | None:
     """None if bubblewrap can make this sandbox here (the real argv), else why not."""
     with tempfile.TemporaryDirectory(prefix="preview-sandbox-probe-") as tmp:
         mounts = Mounts(Path(tmp), Path(tmp), Path(tmp), ())
-        try:
-            done = subprocess.run(
-                bwrap_argv(bwrap, mounts, ["/usr/bin/true"]),
-                capture_output=True,
-                timeout=10,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return str(exc)
+        return _why_not(bwrap_argv(bwrap, mounts, ["/usr/bin/true"]))
+
+
+def _why_not(argv: Sequence[str], cwd: str | None = None) -> str | None:
+    """Run a probe: None when it exits 0, else what it said (or why it could not run).
+    Its stdin is /dev/null: confine.py stops on a hung-up stdin (the node is gone)."""
+    try:
+        done = subprocess.run(
+            argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=10, check=False, cwd=cwd
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
     if done.returncode != 0:
         return done.stderr.decode("utf-8", "replace").strip() or f"exit {done.returncode}"
     return None
@@ -218,20 +221,8 @@ def probe_landlock(python: str) -> str | None:
     server's confinement really runs here (`/usr/bin/true` under it), else why not."""
     with tempfile.TemporaryDirectory(prefix="preview-sandbox-probe-") as tmp:
         mounts = Mounts(Path(tmp), None, Path(tmp), ())
-        try:
-            done = subprocess.run(
-                confine_argv(python, landlock_policy(mounts, 0), ["/usr/bin/true"]),
-                stdin=subprocess.DEVNULL,  # a hung-up stdin would stop it (the node is gone)
-                capture_output=True,
-                timeout=10,
-                check=False,
-                cwd=tmp,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return str(exc)
-    if done.returncode != 0:
-        return done.stderr.decode("utf-8", "replace").strip() or f"exit {done.returncode}"
-    return None
+        argv = confine_argv(python, landlock_policy(mounts, 0), ["/usr/bin/true"])
+        return _why_not(argv, cwd=tmp)
 
 
 def choose(mode: Mode, mechanism: Literal["auto", "bwrap", "landlock"] = "auto") -> Sandbox | None:

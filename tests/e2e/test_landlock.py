@@ -33,6 +33,7 @@ from tests.support import vite_client
 from tests.support.cluster import app_files, http
 from tests.support.processes import launcher_pids, poll_until, processes
 from tests.support.ring import SECRET
+from tests.support.templates import fill
 
 pytestmark = [
     pytest.mark.e2e,
@@ -118,13 +119,6 @@ return { plugins: [react()] };
 """
 
 
-def attack_config(**values: object) -> str:
-    text = ATTACK
-    for name, value in values.items():
-        text = text.replace(name, json.dumps(value))
-    return text
-
-
 def sleepers() -> list[str]:
     """The `sleep 7781`/`sleep 7782` processes these tests' configs start."""
     done = subprocess.run(["pgrep", "-ax", "sleep"], capture_output=True, text=True)
@@ -181,7 +175,8 @@ def test_a_hostile_config_is_confined_by_landlock_and_the_session_still_serves(
         other_port = listening_port(launcher_pids(other["sessionId"])[0])
         files = {
             **app_files(),
-            "vite.config.js": attack_config(
+            "vite.config.js": fill(
+                ATTACK,
                 SECRET_FILE=str(secret),
                 SESSIONS_DIR=str(data / "sessions"),
                 OTHER_APP=str(data / "sessions" / other["sessionId"] / "ws" / "src" / "App.jsx"),

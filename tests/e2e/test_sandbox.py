@@ -22,6 +22,7 @@ import pytest
 from tests.support.cluster import app_files, http
 from tests.support.processes import poll_until, processes
 from tests.support.ring import SECRET
+from tests.support.templates import fill
 
 pytestmark = pytest.mark.e2e
 
@@ -70,13 +71,6 @@ return { plugins: [react(), tailwindcss()] };
 """
 
 
-def attack_config(**values: object) -> str:
-    text = ATTACK
-    for name, value in values.items():
-        text = text.replace(name, json.dumps(value))
-    return text
-
-
 def sleepers() -> list[str]:
     done = subprocess.run(["pgrep", "-af", "sleep 7777"], capture_output=True, text=True)
     return [line for line in done.stdout.splitlines() if "pgrep" not in line]
@@ -100,7 +94,8 @@ def test_a_hostile_config_runs_contained_and_the_session_still_serves(tmp_path: 
         assert other["status"] == "ready"
         files = {
             **app_files(),
-            "vite.config.js": attack_config(
+            "vite.config.js": fill(
+                ATTACK,
                 SECRET_FILE=str(secret),
                 SESSIONS_DIR=str(data / "sessions"),
                 OTHER_APP=str(data / "sessions" / other["sessionId"] / "ws" / "src" / "App.jsx"),
