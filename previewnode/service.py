@@ -77,12 +77,12 @@ class NodeService:
         loaded = self.store.load()
         self.installer = DependencyInstaller(cfg.runtime_dir, cfg.cache_dir, cfg.npmrc)
         self.sandbox = sandbox.choose(cfg.sandbox, cfg.sandbox_mechanism)  # type: ignore[arg-type]
-        metrics.SANDBOX.labels(self.sandbox.mechanism if self.sandbox else "none").set(1)
         groups = session_groups(cfg)
         bounded_by = groups.hierarchy.name if groups else "rlimit"
         metrics.LIMITS.labels(bounded_by).set(1)
         log.info("dev server limits", extra={"limits": bounded_by})
         self.supervisor = Supervisor(cfg, self.store, self.installer, self.sandbox, groups)
+        metrics.SANDBOX.labels(self.supervisor.mechanism).set(1)  # what /readyz says too
         self.commands = SessionCommands(cfg, self.store, self.supervisor, self.installer)
         self.pool = UpstreamPool(cfg.connect_timeout, VITE_POOL_IDLE_SECONDS)
         self.checker = HeadlessChecker(cfg.check_browser) if cfg.check_browser else None

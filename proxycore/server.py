@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -251,9 +252,10 @@ class ClientConnection:
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise ClientGone() from exc
 
-    async def receive(self) -> bytes:
+    async def receive(self, deadline: float = math.inf) -> bytes:
+        """The client's next bytes; a wait past `deadline` raises `trio.TooSlowError`."""
         try:
-            return await self.stream.receive_some(READ_CHUNK)
+            return await self.stream.receive_some(READ_CHUNK, deadline)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise ClientGone() from exc
 
@@ -268,10 +270,7 @@ class ClientConnection:
                 head = bytes(self.buf[:end])
                 del self.buf[:end]
                 return head
-            try:
-                data = await self.stream.receive_some(READ_CHUNK, deadline)
-            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                raise ClientGone() from exc
+            data = await self.receive(deadline)
             if not data:
                 if self.buf.strip():
                     raise MalformedHTTP("connection closed inside a request head")

@@ -33,7 +33,7 @@ from tests.support import vite_client
 from tests.support.cluster import app_files, http
 from tests.support.processes import launcher_pids, poll_until, processes
 from tests.support.ring import SECRET
-from tests.support.templates import fill
+from tests.support.templates import fill, node_targets
 
 pytestmark = [
     pytest.mark.e2e,
@@ -177,14 +177,8 @@ def test_a_hostile_config_is_confined_by_landlock_and_the_session_still_serves(
             **app_files(),
             "vite.config.js": fill(
                 ATTACK,
-                SECRET_FILE=str(secret),
-                SESSIONS_DIR=str(data / "sessions"),
-                OTHER_APP=str(data / "sessions" / other["sessionId"] / "ws" / "src" / "App.jsx"),
-                DATA_DIR=str(data),
+                **node_targets(data, secret, other["sessionId"], proc.popen.pid, port),
                 DEPS=str(Path("previewnode/runtime/node_modules").resolve()),
-                NODE_PID=proc.popen.pid,
-                NODE_PORT=port,
-                ROUTER_PORT=port + 1,
                 OTHER_PORT=other_port,
                 UNIX_SOCKET=str(host_socket),
             ),

@@ -22,7 +22,7 @@ import pytest
 from tests.support.cluster import app_files, http
 from tests.support.processes import poll_until, processes
 from tests.support.ring import SECRET
-from tests.support.templates import fill
+from tests.support.templates import fill, node_targets
 
 pytestmark = pytest.mark.e2e
 
@@ -95,14 +95,7 @@ def test_a_hostile_config_runs_contained_and_the_session_still_serves(tmp_path: 
         files = {
             **app_files(),
             "vite.config.js": fill(
-                ATTACK,
-                SECRET_FILE=str(secret),
-                SESSIONS_DIR=str(data / "sessions"),
-                OTHER_APP=str(data / "sessions" / other["sessionId"] / "ws" / "src" / "App.jsx"),
-                DATA_DIR=str(data),
-                NODE_PID=proc.popen.pid,
-                NODE_PORT=port,
-                ROUTER_PORT=port + 1,
+                ATTACK, **node_targets(data, secret, other["sessionId"], proc.popen.pid, port)
             ),
         }
         made = http("POST", f"{base}/kontext/preview?wait=ready", {"files": files})
