@@ -167,17 +167,22 @@ class SessionCommands:
         sizes = await trio.to_thread.run_sync(file_sizes, s.workspace)
         check_totals(sizes, upload.files, upload.deletes, self.limits)
         self._disk_allows(sum(map(len, upload.files.values())))
-        try:
-            await trio.to_thread.run_sync(apply_update, s.workspace, upload.files, upload.deletes)
-        except OSError as exc:
-            if exc.errno in DISK_FULL:
-                raise InsufficientStorage("the node's disk filled up during the update") from exc
-            raise
         wrote, deleted = sorted(upload.files), sorted(upload.deletes)
-        s.events.publish("files", {"changed": wrote, "deleted": deleted})
-        s.clear_runtime()
-        if s.dev is not None:
-            await s.dev.files_changed(wrote, deleted)
+        async with s.files_lock:
+            try:
+                await trio.to_thread.run_sync(
+                    apply_update, s.workspace, upload.files, upload.deletes
+                )
+            except OSError as exc:
+                if exc.errno in DISK_FULL:
+                    raise InsufficientStorage(
+                        "the node's disk filled up during the update"
+                    ) from exc
+                raise
+            s.events.publish("files", {"changed": wrote, "deleted": deleted})
+            s.clear_runtime()
+            if s.dev is not None:
+                await s.dev.files_changed(wrote, deleted)
         s.touch()
         changed = False
         new_ignored = sorted(set(s.record.ignored) | set(self._ignored(upload.ignored)))

@@ -13,6 +13,7 @@ from previewcore.config import (
     add_preview_domain,
     host_port,
     non_negative_float,
+    non_negative_int,
     positive_int,
     seconds,
 )
@@ -38,6 +39,13 @@ def build_parser() -> EnvParser:
     p.flag("--api-token-file", type=Path, help="bearer tokens for /kontext/*, one per line")
     p.flag("--max-sessions", default=200, type=positive_int, help="registered sessions")
     p.flag("--max-running", default=8, type=positive_int, help="Vite processes at once")
+    p.flag(
+        "--warm-sandboxes",
+        default=1,
+        type=non_negative_int,
+        help="dev servers started ahead of need (Node up, Vite imported), each handed to the "
+        "next session on the runtime's dependencies that starts; beyond --max-running",
+    )
     p.flag("--idle-seconds", default=600.0, type=seconds, help="stop a Vite idle this long")
     p.flag("--max-ttl", default=86400.0, type=seconds, help="longest session lifetime")
     p.flag(
@@ -146,6 +154,7 @@ class NodeConfig:
     admin_listen: tuple[str, int] | None = None
     max_sessions: int = 200
     max_running: int = 8
+    warm_sandboxes: int = 0  # previewnode.warm (the command line's default is 1)
     idle_seconds: float = 600.0
     max_ttl: float = 86400.0
     hold_seconds: float = 30.0
@@ -223,6 +232,7 @@ def from_args(a: dict[str, object]) -> NodeConfig:
         admin_listen=a.get("admin_listen"),  # type: ignore[arg-type]
         max_sessions=int(a["max_sessions"]),  # type: ignore[call-overload]
         max_running=int(a["max_running"]),  # type: ignore[call-overload]
+        warm_sandboxes=int(a.get("warm_sandboxes", 1)),  # type: ignore[call-overload]
         idle_seconds=float(a["idle_seconds"]),  # type: ignore[arg-type]
         max_ttl=float(a["max_ttl"]),  # type: ignore[arg-type]
         hold_seconds=float(a["hold_seconds"]),  # type: ignore[arg-type]

@@ -34,6 +34,9 @@ import trio
 from previewnode.limits import shell_prelude
 from previewnode.runtime_errors import RuntimeReport
 from previewnode.sandbox import (
+    INSIDE_CACHE,
+    INSIDE_SOCKETS,
+    INSIDE_WORKSPACE,
     Mounts,
     Sandbox,
     bwrap_argv,
@@ -51,6 +54,7 @@ TERM_GRACE_SECONDS = 2.0
 READ_CHUNK = 65536
 PROBE_RETRY_SECONDS = 0.05
 NOTICE_SECONDS = 1.0  # how long a change notice may wait on a full stdin pipe
+SOCKET_NAME = "dev.sock"
 
 # Rolldown's native code allocates with mimalloc. Without eager arena commit and with
 # immediate purging, an idle dev server gives memory back to the OS instead of keeping
@@ -94,7 +98,29 @@ class DevServerConfig:
 
     @property
     def socket_path(self) -> Path | None:
-        return self.socket_dir / "dev.sock" if self.socket_dir is not None else None
+        """The listener's host path (where the node connects)."""
+        return self.socket_dir / SOCKET_NAME if self.socket_dir is not None else None
+
+    @property
+    def bound(self) -> bool:
+        """In bubblewrap: its own directories are at `INSIDE_*` for the dev server."""
+        return self.sandbox is not None and self.sandbox.mechanism == "bwrap"
+
+    @property
+    def root_inside(self) -> Path:
+        """The workspace as the dev server sees it."""
+        return INSIDE_WORKSPACE if self.bound else self.workspace
+
+    @property
+    def cache_inside(self) -> Path:
+        return INSIDE_CACHE if self.bound else self.cache_dir
+
+    @property
+    def socket_inside(self) -> Path | None:
+        """The listener's path as the dev server sees it (it says this one when ready)."""
+        if self.socket_dir is None:
+            return None
+        return INSIDE_SOCKETS / SOCKET_NAME if self.bound else self.socket_dir / SOCKET_NAME
 
 
 class DevServerFailed(Exception):
@@ -117,16 +143,16 @@ def launcher_config(config: DevServerConfig, port: int = 0) -> dict[str, Any]:
     """The JSON the launcher reads as the first line of its stdin (never argv). `port`:
     where Vite listens (0: the launcher picks one; Landlock: the one its rules allow)."""
     return {
-        "root": str(config.workspace),
+        "root": str(config.root_inside),
         "base": config.base,
         "port": port,
         "allowedHosts": list(config.allowed_hosts),
         "clientPort": config.client_port,
         "clientProtocol": config.client_protocol,
         "nodeModules": str(config.node_modules),
-        "cacheDir": str(config.cache_dir / "vite"),
+        "cacheDir": str(config.cache_inside / "vite"),
         "ownConfig": config.sandbox is not None,
-        "socket": str(config.socket_path) if config.socket_path is not None else None,
+        "socket": str(config.socket_inside) if config.socket_inside is not None else None,
         # The dependency set's `.vite-temp` is shared (bubblewrap mounts a private tmpfs
         # there; Landlock can't): Vite bundles a TS config beside it instead.
         "bundleConfigBeside": landlocked(config),
@@ -164,13 +190,37 @@ def child_environment(config: DevServerConfig) -> dict[str, str]:
     """A minimal environment: nothing of the node's own is passed on."""
     env = {
         "PATH": os.environ.get("PATH", os.defpath),
-        "HOME": str(config.cache_dir / "home"),
+        "HOME": str(config.cache_inside / "home"),
         "NO_COLOR": "1",
     }
     if landlocked(config):  # no private /tmp: its temp dir is in its cache dir
         env["TMPDIR"] = str(config.cache_dir / "tmp")
     env.update(MIMALLOC_ENV)
     return env
+
+
+def make_dirs(config: DevServerConfig) -> None:
+    """The directories a dev server expects in its cache dir, and its listener's."""
+    (config.cache_dir / "home").mkdir(parents=True, exist_ok=True)
+    (config.cache_dir / "vite").mkdir(parents=True, exist_ok=True)
+    if config.socket_dir is not None:
+        config.socket_dir.mkdir(parents=True, exist_ok=True)
+    if landlocked(config):
+        (config.cache_dir / "tmp").mkdir(parents=True, exist_ok=True)
+
+
+async def spawn(config: DevServerConfig, port: int = 0) -> trio.Process:
+    """Start the launcher (sandboxed as `config` says) in its own process group; it
+    waits for its configuration on stdin."""
+    return await trio.lowlevel.open_process(
+        command(config, port),
+        stdin=PIPE,
+        stdout=PIPE,
+        stderr=PIPE,
+        env=child_environment(config),
+        cwd=str(config.workspace),
+        start_new_session=True,
+    )
 
 
 def free_loopback_port() -> int:
@@ -240,8 +290,12 @@ class DevServer:
         on_errors: Callable[[list[BuildError]], None],
         on_hmr: Callable[[str, list[str]], None] | None = None,
         on_runtime: Callable[[RuntimeReport], None] | None = None,
+        warm: trio.Process | None = None,
     ) -> None:
         self.config = config
+        # A launcher already started in this config's sandbox (previewnode.warm), waiting
+        # for its configuration: run() hands it that instead of starting one.
+        self.warm = warm
         self.on_errors = on_errors
         self.on_hmr = on_hmr  # (kind, workspace paths) of each update Vite sent browsers
         self.on_runtime = on_runtime  # what a browser showing the preview reported
@@ -269,23 +323,13 @@ class DevServer:
         status; returns when it later exits with status 0.
         """
         config = self.config
-        (config.cache_dir / "home").mkdir(parents=True, exist_ok=True)
-        (config.cache_dir / "vite").mkdir(parents=True, exist_ok=True)
-        if config.socket_dir is not None:
-            config.socket_dir.mkdir(parents=True, exist_ok=True)
-        if landlocked(config):
-            (config.cache_dir / "tmp").mkdir(parents=True, exist_ok=True)
-            self.port = free_loopback_port()
-        argv = command(config, self.port)
-        process = await trio.lowlevel.open_process(
-            argv,
-            stdin=PIPE,
-            stdout=PIPE,
-            stderr=PIPE,
-            env=child_environment(config),
-            cwd=str(config.workspace),
-            start_new_session=True,
-        )
+        make_dirs(config)
+        if self.warm is not None:
+            process = self.warm
+        else:
+            if landlocked(config):
+                self.port = free_loopback_port()
+            process = await spawn(config, self.port)
         self.pid = process.pid
         self._stdin = process.stdin
         assert process.stdin is not None
@@ -404,7 +448,7 @@ class DevServer:
                 return  # Landlock: only the port we gave it
             self._announced = ("127.0.0.1", event["port"])
             self._ready_or_eof.set()
-        elif kind == "ready" and event.get("socket") == str(self.config.socket_path):
+        elif kind == "ready" and event.get("socket") == str(self.config.socket_inside):
             self._announced = str(self.config.socket_path)  # only the path we gave it
             self._ready_or_eof.set()
         elif kind == "errors":
@@ -432,18 +476,22 @@ class DevServer:
             self._stderr_done.set()
 
     async def _stop(self, process: trio.Process) -> None:
-        """SIGTERM the process group, SIGKILL it after a grace period, reap the leader."""
-        if process.returncode is None:
-            _signal_group(process.pid, signal.SIGTERM)
-            with trio.move_on_after(TERM_GRACE_SECONDS):
-                await process.wait()
-        # Also after a clean exit: nothing started in the group may outlive it.
-        _signal_group(process.pid, signal.SIGKILL)
-        await process.wait()
+        await stop(process)
         self._stdin = None
-        for stream in (process.stdin, process.stdout, process.stderr):
-            if stream is not None:
-                await stream.aclose()
+
+
+async def stop(process: trio.Process) -> None:
+    """SIGTERM the process group, SIGKILL it after a grace period, reap the leader."""
+    if process.returncode is None:
+        _signal_group(process.pid, signal.SIGTERM)
+        with trio.move_on_after(TERM_GRACE_SECONDS):
+            await process.wait()
+    # Also after a clean exit: nothing started in the group may outlive it.
+    _signal_group(process.pid, signal.SIGKILL)
+    await process.wait()
+    for stream in (process.stdin, process.stdout, process.stderr):
+        if stream is not None:
+            await stream.aclose()
 
 
 def _signal_group(pgid: int, signum: signal.Signals) -> None:

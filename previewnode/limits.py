@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import trio
+
 log = logging.getLogger("preview.limits")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 V1_REQUIRED = ("memory", "pids")
@@ -244,6 +246,19 @@ class Groups:
                 for child in (*(c for c in other.iterdir() if c.is_dir()), other):
                     with contextlib.suppress(OSError):
                         child.rmdir()
+
+
+GROUP_RELEASE_SECONDS = 2.0
+
+
+async def release(groups: Groups, name: str) -> None:
+    """Nothing a dev server started outlives it: kill what is left in its group, wait
+    (bounded) until the kernel has let go of it, remove the group."""
+    groups.kill(name)
+    with trio.move_on_after(GROUP_RELEASE_SECONDS):
+        while not groups.empty(name):  # noqa: ASYNC110 - the kernel tells no one
+            await trio.sleep(0.02)
+    groups.remove(name)
 
 
 def _empty_into_leaf(leaf: Path, controllers: frozenset[str]) -> None:

@@ -62,6 +62,14 @@ CREATE_TO_READY = Histogram(
     "Session creation to Vite serving",
     buckets=_START_BUCKETS,
 )
+WARM_READY = Gauge(
+    "preview_node_warm_sandboxes",
+    "Dev servers started ahead of need and waiting for a session (--warm-sandboxes)",
+)
+WARM_STARTS = Counter(
+    "preview_node_warm_starts_total",
+    "Dev servers started by handing a session a warm sandbox (previewnode.warm)",
+)
 WAKES = Counter("preview_node_wakes_total", "Idle sessions woken by a request")
 INSTALLS = Counter("preview_node_installs_total", "Dependency installs, by result", ["result"])
 INSTALL_SECONDS = Histogram(

@@ -20,10 +20,13 @@ to that port: there is no unix socket), no other socket family (seccomp), no sig
 ptrace outside it, no capabilities. It has no PID namespace: `confine` kills what it
 leaves. docs/architecture.md lists what each mechanism does and does not give.
 
-Paths inside are the host's paths (bound one to one), so the launcher's configuration
-and Vite's module paths need no translation; only the bound directories exist there.
-Never: pass a secret in argv (`/proc/1/cmdline` inside shows bwrap's whole argv), or
-bind a directory that holds more than one session.
+Inside bubblewrap the session's own directories are at fixed paths (`INSIDE_*`), whatever
+their host paths: every sandbox looks the same inside, so one started ahead of need
+(previewnode.warm) can be handed to any session, and an app sees one root whether it woke
+warm or cold. The rest (the runtime, the dependency set, `/usr`) is bound at its host
+path, read-only. Under Landlock (no mounts) the dev server sees host paths. Never: pass
+a secret in argv (`/proc/1/cmdline` inside shows bwrap's whole argv), or bind a directory
+that holds more than one session.
 """
 
 from __future__ import annotations
@@ -48,6 +51,12 @@ CONFINE = Path(__file__).resolve().parent / "confine.py"
 _SYSTEM_RO = ("/usr", "/etc/ld.so.cache", "/etc/ssl", "/etc/alternatives")
 _MERGED_USR = ("bin", "lib", "lib64", "sbin")
 
+
+# Where bubblewrap binds a session's workspace, Vite cache and listener's directory.
+INSIDE = Path("/preview")
+INSIDE_WORKSPACE = INSIDE / "app"
+INSIDE_CACHE = INSIDE / "cache"
+INSIDE_SOCKETS = INSIDE / "sock"
 
 # A tmpfs is memory: unsized, each would take up to half the machine's RAM (the memory
 # cgroup charges it where one exists; rlimits never do). Vite writes little there.
@@ -76,7 +85,8 @@ class Sandbox:
 
 @dataclass(frozen=True)
 class Mounts:
-    """What one session's dev server may see (host paths, bound at the same paths)."""
+    """What one session's dev server may see (host paths; bubblewrap binds the first three
+    at `INSIDE_*`, the rest at their host paths)."""
 
     workspace: Path  # read-write
     socket_dir: Path | None  # read-write: the dev server's listener, shared with the node
@@ -115,17 +125,23 @@ def bwrap_argv(bwrap: str, mounts: Mounts, command: Sequence[str]) -> list[str]:
         elif top.is_dir():
             argv += ["--ro-bind", str(top), str(top)]
     for ro in _unique(mounts.read_only, [Path(p) for p in _SYSTEM_RO]):
+        if ro.is_relative_to(INSIDE):
+            raise ValueError(f"{ro} would be hidden by the session's own directories")
         argv += ["--ro-bind", str(ro), str(ro)]
-    for rw in (mounts.cache_dir, mounts.socket_dir, mounts.workspace):
+    for rw, inside in (
+        (mounts.cache_dir, INSIDE_CACHE),
+        (mounts.socket_dir, INSIDE_SOCKETS),
+        (mounts.workspace, INSIDE_WORKSPACE),
+    ):
         if rw is not None:
-            argv += ["--bind", str(rw), str(rw)]
+            argv += ["--bind", str(rw), str(inside)]
     for scratch in mounts.scratch:
         argv += ["--size", str(SCRATCH_BYTES), "--tmpfs", str(scratch)]
     argv += [
         "--remount-ro",
         "/",  # the sandbox's own root (a tmpfs) is not writable either
         "--chdir",
-        str(mounts.workspace),  # Tailwind v3 and others look for configs in the cwd
+        str(INSIDE_WORKSPACE),  # Tailwind v3 and others look for configs in the cwd
         "--",
         *command,
     ]

@@ -37,6 +37,7 @@ from previewnode.devserver import BuildError, DevServer
 from previewnode.events import EventLog
 from previewnode.lifecycle import Event, Status, next_status, on_load
 from previewnode.runtime_errors import RuntimeErrors, RuntimeReport
+from previewnode.workspace import remove_tree
 from proxycore.upstream import Address
 
 log = logging.getLogger("preview.sessions")
@@ -95,6 +96,9 @@ class Session:
     last_active: float = field(default_factory=time.monotonic)
     scope: trio.CancelScope | None = None
     changed: trio.Event = field(default_factory=trio.Event)
+    # Held while an update writes its files and while a warm sandbox takes the workspace
+    # over (previewnode.warm.adopt): a file written meanwhile would be lost.
+    files_lock: trio.Lock = field(default_factory=trio.Lock)
     failures: int = 0  # consecutive failed starts and crashes: the backoff grows with them
     crashes: list[float] = field(default_factory=list)  # when (monotonic), within the window
     retry_at: float = 0.0
@@ -212,7 +216,7 @@ class SessionStore:
         now = time.time()
         for entry in sorted(self.dir.iterdir()):
             if entry.name.startswith("."):
-                shutil.rmtree(entry, ignore_errors=True)  # staging left by a crash mid-create
+                remove_tree(entry)  # staging left by a crash mid-create
                 continue
             try:
                 record = msgspec.json.decode((entry / RECORD).read_bytes(), type=Record)
@@ -278,7 +282,7 @@ class SessionStore:
             # rename first: a half-deleted session must never look registered
             trash = self.dir / f".deleted-{sid}-{os.urandom(4).hex()}"
             os.rename(target, trash)
-            shutil.rmtree(trash, ignore_errors=True)
-        shutil.rmtree(self.cache_root / sid, ignore_errors=True)
+            remove_tree(trash)
+        remove_tree(self.cache_root / sid)
         if self._socket_root is not None:
             shutil.rmtree(self.socket_dir(sid), ignore_errors=True)

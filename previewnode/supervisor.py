@@ -18,6 +18,7 @@ upload changes them (or names them again).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -33,11 +34,12 @@ from previewnode.deps import DependencyInstaller, InstallFailed, Plan, plan, req
 from previewnode.devserver import DevServer, DevServerConfig, DevServerFailed
 from previewnode.errors import NotHeldHere, SessionFailed, SessionGone, Starting
 from previewnode.lifecycle import Event, Status
-from previewnode.limits import Groups, ulimit_args
+from previewnode.limits import Groups, release, ulimit_args
 from previewnode.redact import cut_paths, tail
-from previewnode.sandbox import Sandbox
+from previewnode.sandbox import INSIDE_CACHE, INSIDE_SOCKETS, INSIDE_WORKSPACE, Sandbox
 from previewnode.sessions import Session, SessionStore
-from previewnode.workspace import disk_refusal, disk_used, empty_dir
+from previewnode.warm import Warm, WarmPool, adopt
+from previewnode.workspace import disk_refusal, disk_used, empty_dir, remove_tree
 from proxycore.errors import OverCapacity, PreviewError
 from proxycore.upstream import Address
 
@@ -52,9 +54,6 @@ CRASH_WINDOW = 60.0
 def gone(s: Session) -> PreviewError:
     """What a request for a removed session gets: 410 for minted IDs, 404 for chosen ones."""
     return NotHeldHere() if s.record.hashed else SessionGone()
-
-
-GROUP_RELEASE_SECONDS = 2.0
 
 
 def backoff(failures: int) -> float:
@@ -100,6 +99,12 @@ class Supervisor:
         self.cold_starts = trio.Semaphore(max(1, os.cpu_count() or 2))
         self._nursery: trio.Nursery | None = None
         self._plans: dict[str, Plan] = {}
+        self.warm: WarmPool | None = None
+        if cfg.warm_sandboxes and self.mechanism in ("bwrap", "none"):  # not Landlock: warm.py
+            area = cfg.data_dir / "warm"
+            self.warm = WarmPool(
+                cfg.warm_sandboxes, area, self._warm_config, groups, self.cold_starts
+            )
 
     @property
     def mechanism(self) -> str:
@@ -110,6 +115,8 @@ class Supervisor:
         """Host the dev servers until cancelled; cancelling stops every one of them."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            if self.warm is not None:
+                await nursery.start(self.warm.run)
             task_status.started()
             try:
                 await trio.sleep_forever()
@@ -257,6 +264,14 @@ class Supervisor:
         return self._crashed(s, crash)
 
     async def _serve(self, s: Session, node_modules: Path) -> Crash:
+        warm = await self._take_warm(s)
+        if warm is not None:
+            try:
+                return await self._serve_in(s, node_modules, (), warm)
+            finally:
+                with trio.CancelScope(shield=True):
+                    assert self.warm is not None
+                    await self.warm.release(warm)
         try:
             procs = tuple(self.groups.make(s.id)) if self.groups else ()
         except OSError as exc:
@@ -266,26 +281,69 @@ class Supervisor:
         finally:
             if self.groups:
                 with trio.CancelScope(shield=True):
-                    await self._release_group(self.groups, s.id)
+                    await release(self.groups, s.id)
 
-    async def _release_group(self, groups: Groups, name: str) -> None:
-        """Nothing the dev server started outlives it: kill what is left in its group, wait
-        (bounded) until the kernel has let go of it, remove the group."""
-        groups.kill(name)
-        with trio.move_on_after(GROUP_RELEASE_SECONDS):
-            while not groups.empty(name):  # noqa: ASYNC110 - the kernel tells no one
-                await trio.sleep(0.02)
-        groups.remove(name)
+    async def _take_warm(self, s: Session) -> Warm | None:
+        """A warm sandbox with the session's workspace and cache swapped in, or None (no
+        pool, none ready, not on the runtime's dependencies, or the swap failed)."""
+        if self.warm is None or not self.plan_for(s).uses_runtime:
+            return None
+        warm = self.warm.take()
+        if warm is None:
+            return None
+        cache = self.store.vite_cache(s.id)
+        try:
+            async with s.files_lock:
+                await trio.to_thread.run_sync(adopt, s.workspace, warm.config.workspace)
+            await trio.to_thread.run_sync(adopt, cache, warm.config.cache_dir)
+        except OSError as exc:
+            log.warning(
+                "a warm sandbox could not take the session over: starting one",
+                extra={"session_id": s.id, "error": str(exc)},
+            )
+            with trio.CancelScope(shield=True):
+                await self.warm.discard(warm)
+            return None
+        remove_tree(warm.config.workspace.parent)  # its emptied area
+        metrics.WARM_STARTS.inc()
+        return warm
 
-    async def _serve_in(self, s: Session, node_modules: Path, procs: tuple[Path, ...]) -> Crash:
+    def _warm_config(self, name: str, procs: tuple[Path, ...]) -> DevServerConfig:
+        """A warm sandbox's: directories of its own under the pool's area, the runtime's
+        dependencies; what names a session goes in the config line it gets later."""
+        assert self.warm is not None
+        area = self.warm.area / name
+        cfg = self.cfg
+        return DevServerConfig(
+            session_id=name,
+            workspace=area / "ws",
+            node_modules=self.installer.runtime_node_modules,
+            cache_dir=area / "cache",
+            runtime_dir=cfg.runtime_dir,
+            base="/",
+            allowed_hosts=(),
+            client_port=cfg.public_port,
+            client_protocol=cfg.ws_scheme,
+            sandbox=self.sandbox,
+            socket_dir=self.store.socket_dir(name) if self.mechanism == "bwrap" else None,
+            cgroup_procs=procs,
+            ulimits=self._ulimits,
+        )
+
+    async def _serve_in(
+        self, s: Session, node_modules: Path, procs: tuple[Path, ...], warm: Warm | None = None
+    ) -> Crash:
         """Serve until the dev server ends by itself: how it ended (a stop is a cancel)."""
         started = time.monotonic()
         config = self._dev_config(s, node_modules, procs)
+        if warm is not None:  # its listener is in the warm sandbox's own directory
+            config = dataclasses.replace(config, socket_dir=warm.config.socket_dir)
         dev = DevServer(
             config,
             s.set_errors,
             lambda kind, paths: s.events.publish("hmr", {"type": kind, "paths": paths}),
             s.report_runtime,
+            warm=warm.process if warm else None,
         )
         crash: Crash | None = None
         try:
@@ -402,6 +460,9 @@ class Supervisor:
         ]
         if self.sandbox and self.sandbox.listens_on_socket:
             named.append((self.store.socket_dir(s.id), "<socket-dir>"))
+        if self.mechanism == "bwrap":  # the same directories, as the dev server sees them
+            named += [(INSIDE_WORKSPACE, ""), (INSIDE_CACHE, "<vite-cache>")]
+            named.append((INSIDE_SOCKETS, "<socket-dir>"))
         return [(str(p), label) for path, label in named for p in {path, path.resolve()}]
 
     def retry(self, s: Session) -> None:

@@ -15,11 +15,13 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import errno
 import os
 import re
 import shutil
 import stat
-from collections.abc import Iterable, Mapping, Sequence
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,23 +119,55 @@ def check_totals(
         )
 
 
+class TooDeep(OSError):
+    """A tree whose paths pass the system's limit (PATH_MAX): only a dev server makes
+    one, going down by relative paths."""
+
+
+def walk_files(
+    root: Path, skip: frozenset[str] = frozenset(), deep_ok: bool = True
+) -> Iterator[tuple[Path, os.stat_result]]:
+    """Each regular file under `root` with its lstat, never following links, skipping
+    directories named in `skip`. Iterative: a tenant's dev server can make its workspace
+    deeper than Python's recursion limit (os.walk recurses on 3.11: such a tree raised
+    RecursionError in the node's sweep and ended the node). Parts too deep to name are
+    passed over, or raise TooDeep unless `deep_ok`."""
+    stack = [root]
+    while stack:
+        here = stack.pop()
+        try:
+            entries = list(os.scandir(here))
+        except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG and not deep_ok:
+                raise TooDeep(exc.errno, "a path under it is too long", str(root)) from exc
+            continue  # gone meanwhile, or not readable: as os.walk
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name not in skip:
+                        stack.append(Path(entry.path))
+                    continue
+                st = entry.stat(follow_symlinks=False)
+            except OSError as exc:
+                if exc.errno == errno.ENAMETOOLONG and not deep_ok:
+                    raise TooDeep(exc.errno, "a path under it is too long", str(root)) from exc
+                continue
+            if stat.S_ISREG(st.st_mode):
+                yield Path(entry.path), st
+
+
 def file_sizes(root: Path, skip: frozenset[str] = frozenset({"node_modules"})) -> dict[str, int]:
     """Every regular file under `root` and its size, never following links."""
-    out: dict[str, int] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        here = Path(dirpath)
-        dirnames[:] = [d for d in dirnames if d not in skip and not (here / d).is_symlink()]
-        for name in filenames:
-            st = (here / name).lstat()
-            if stat.S_ISREG(st.st_mode):
-                out[str((here / name).relative_to(root))] = st.st_size
-    return out
+    return {str(path.relative_to(root)): st.st_size for path, st in walk_files(root, skip)}
 
 
 def tree_bytes(root: Path) -> int:
     """Bytes of the regular files under `root`, every directory counted (a `node_modules`
-    too), never following symlinks."""
-    return sum(file_sizes(root, skip=frozenset()).values())
+    too), never following symlinks; a tree too deep to name counts as unbounded."""
+    try:
+        return sum(st.st_size for _, st in walk_files(root, deep_ok=False))
+    except TooDeep:
+        return sys.maxsize
 
 
 def disk_used(roots: Sequence[Path]) -> int:
@@ -141,15 +175,72 @@ def disk_used(roots: Sequence[Path]) -> int:
     return sum(tree_bytes(root) for root in roots if root.is_dir() and not root.is_symlink())
 
 
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def remove_tree(path: Path) -> None:
+    """`rm -rf path`, best effort, for trees a tenant's dev server may have shaped: no
+    recursion, no path-length limit (one directory descriptor at a time, names relative
+    to it), no link followed. shutil.rmtree recurses: a deep tree raised RecursionError,
+    which `ignore_errors` does not cover."""
+    try:
+        fd = os.open(path, _DIR)
+    except FileNotFoundError:
+        return
+    except OSError:
+        with contextlib.suppress(OSError):
+            path.unlink()  # a link or a file: the entry itself
+        return
+    names: list[str] = []  # the directories descended into, from `path` down
+    pending = [_remove_files(fd)]  # each level's subdirectories not yet removed
+    try:
+        while pending:
+            if pending[-1]:
+                name = pending[-1].pop()
+                try:
+                    child = os.open(name, _DIR, dir_fd=fd)
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        os.unlink(name, dir_fd=fd)
+                    continue
+                os.close(fd)
+                fd = child
+                names.append(name)
+                pending.append(_remove_files(fd))
+                continue
+            pending.pop()
+            if not names:
+                break
+            parent = os.open("..", _DIR, dir_fd=fd)
+            os.close(fd)
+            fd = parent
+            with contextlib.suppress(OSError):
+                os.rmdir(names.pop(), dir_fd=fd)
+    finally:
+        os.close(fd)
+    with contextlib.suppress(OSError):
+        os.rmdir(path)
+
+
+def _remove_files(fd: int) -> list[str]:
+    """Unlink everything in the directory `fd` but directories; their names."""
+    dirs = []
+    with contextlib.suppress(OSError), os.scandir(fd) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                dirs.append(entry.name)
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.name, dir_fd=fd)
+    return dirs
+
+
 def empty_dir(path: Path) -> None:
     """Remove what is inside `path`, keep `path` (a bind-mount target)."""
     if not path.is_dir() or path.is_symlink():
         return
     for child in path.iterdir():
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child, ignore_errors=True)
-        else:
-            child.unlink(missing_ok=True)
+        remove_tree(child)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -278,19 +369,21 @@ def apply_update(root: Path, files: Mapping[str, bytes], deletes: Iterable[str])
         if target.is_symlink() or target.is_file():
             target.unlink()
         elif target.is_dir() and rel != "":
-            shutil.rmtree(target)
+            remove_tree(target)
 
 
 def read_tree(root: Path, skip: frozenset[str] = frozenset({"node_modules"})) -> dict[str, bytes]:
     """Every regular file under `root` (for read-back), skipping managed folders."""
     out: dict[str, bytes] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [
-            d for d in dirnames if d not in skip and not (Path(dirpath) / d).is_symlink()
-        ]
-        for name in filenames:
-            full = Path(dirpath) / name
-            if full.is_symlink() or not full.is_file() or name.endswith(".preview-tmp"):
-                continue
-            out[str(full.relative_to(root))] = full.read_bytes()
-    return out
+    for full, _ in walk_files(root, skip):
+        if full.name.endswith(".preview-tmp"):
+            continue
+        with contextlib.suppress(OSError):  # replaced or gone meanwhile
+            out[str(full.relative_to(root))] = _read_no_follow(full)
+    return dict(sorted(out.items()))
+
+
+def _read_no_follow(path: Path) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with open(fd, "rb") as f:
+        return f.read()

@@ -10,6 +10,7 @@
 // tailwind.config.*), reads tsconfig/jsconfig `paths` as JSON data only, and serves
 // nothing outside the workspace and its dependency tree. stdout carries only JSON lines
 // for the supervisor (previewnode/devserver.py):
+//   {"event":"waiting"} (imports done, reading the config line)
 //   {"event":"ready","port":N}
 //   {"event":"errors","errors":[{"file","line","column","message"}]}
 //   {"event":"hmr","type":"update"|"full-reload"|"applied","paths":["src/App.jsx"]}
@@ -871,6 +872,9 @@ async function main() {
     onStdinEnd();
   });
   process.stdin.on("error", () => lines.close());
+  // Node has started and Vite and the plugins are imported (static imports above): a
+  // launcher started ahead of need (previewnode/warm.py) is ready to be handed a session.
+  emit({ event: "waiting" });
   const cfg = parseConfig(
     await new Promise((resolve) => {
       lines.once("line", resolve);

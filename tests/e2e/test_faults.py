@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.client as http_client
 import json
 import os
-import re
 import signal
 import socket
 import threading
@@ -18,19 +17,12 @@ from pathlib import Path
 import pytest
 
 from previewnode.config import RUNTIME_DIR
-from tests.support.cluster import app_files, cluster, http
+from tests.support.cluster import app_files, cluster, http, metric
 from tests.support.processes import launcher_pids, poll_until, processes, wait_http
 from tests.support.ring import SECRET
 from tests.support.traffic import NO_ANSWER, Traffic
 
 pytestmark = pytest.mark.e2e
-
-
-def metric(base: str, name: str) -> float:
-    """One unlabelled sample of a node's /metrics (0 when it has none yet)."""
-    text = http("GET", f"{base}/metrics").body.decode()
-    found = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.MULTILINE)
-    return float(found.group(1)) if found else 0.0
 
 
 def session_when(api: str, status: str, seconds: float) -> dict[str, object]:

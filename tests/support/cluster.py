@@ -8,6 +8,7 @@ all when its context ends, also when a test fails.
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -207,3 +208,10 @@ def cluster(
             assert time.monotonic() < deadline
             time.sleep(0.05)
         yield c
+
+
+def metric(base: str, name: str) -> float:
+    """One unlabelled sample of a node's /metrics (0 when it has none yet)."""
+    text = http("GET", f"{base}/metrics").body.decode()
+    found = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0

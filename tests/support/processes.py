@@ -310,21 +310,50 @@ def _wait(
 
 
 def launcher_pids(needle: str) -> list[int]:
-    """PIDs of the Vite launchers whose working directory (their session's workspace,
-    sandboxed or not) contains `needle`: a session ID, or a data dir. The launcher's
-    argv names nothing (its config comes by stdin), so it is found by where it runs."""
+    """PIDs of the Vite launchers whose workspace's host path contains `needle`: a
+    session ID, or a data dir. The launcher's argv names nothing (its config comes by
+    stdin), so it is found by where it runs: its working directory, or in bubblewrap
+    (where that is /preview/app for every one) what its mount there holds, which names
+    the directory's path now (a warm sandbox's, renamed into its session since)."""
     out = subprocess.run(
         ["pgrep", "-f", "^[^ ]*node [^ ]*launcher.mjs"], capture_output=True, text=True
     ).stdout
+    needles = {needle, _within_its_filesystem(needle)}
     pids = []
     for pid in out.split():
         try:
             cwd = os.readlink(f"/proc/{pid}/cwd")
+            if cwd == INSIDE_WORKSPACE:
+                cwd = _mount_root(int(pid), INSIDE_WORKSPACE)
         except OSError:
             continue
-        if needle in cwd:
+        if any(n in cwd for n in needles):
             pids.append(int(pid))
     return pids
+
+
+INSIDE_WORKSPACE = "/preview/app"  # previewnode.sandbox.INSIDE_WORKSPACE
+
+
+def _mount_root(pid: int, mount_point: str) -> str:
+    """What the process's mount at `mount_point` shows: the directory's path within its
+    filesystem (mountinfo's fourth field)."""
+    for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines():
+        fields = line.split()
+        if len(fields) > 4 and fields[4] == mount_point:
+            return fields[3]
+    return ""
+
+
+def _within_its_filesystem(path: str) -> str:
+    """`path` as mountinfo names it: relative to the mount its filesystem is at."""
+    here = Path(path)
+    if not here.is_absolute():
+        return path
+    top = here
+    while not os.path.ismount(top) and top != top.parent:
+        top = top.parent
+    return "/" + here.relative_to(top).as_posix() if top != here else path
 
 
 def poll_until(probe: Callable[[], T], seconds: float, step: float = 0.1) -> T:

@@ -128,9 +128,13 @@ def test_a_landlocked_dev_server_listens_on_the_port_the_node_chose(tmp_path: Pa
 def test_bubblewrap_still_listens_on_its_socket(tmp_path: Path) -> None:
     cfg = config(tmp_path, Sandbox("bwrap", "/usr/bin/bwrap"))
     launcher = launcher_config(cfg)
-    assert launcher["port"] == 0 and launcher["socket"] == str(tmp_path / "sock" / "dev.sock")
+    # the dev server sees its own directories at the same paths in every sandbox
+    assert launcher["port"] == 0 and launcher["socket"] == "/preview/sock/dev.sock"
+    assert launcher["root"] == "/preview/app" and launcher["cacheDir"] == "/preview/cache/vite"
+    assert cfg.socket_path == tmp_path / "sock" / "dev.sock"  # where the node connects
     assert launcher["bundleConfigBeside"] is False
-    assert "TMPDIR" not in child_environment(cfg)
+    env = child_environment(cfg)
+    assert "TMPDIR" not in env and env["HOME"] == "/preview/cache/home"
     assert "/usr/bin/bwrap" in command(cfg)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from previewnode.sandbox import TMP_BYTES, Mounts, bwrap_argv, supervised
 
 MOUNTS = Mounts(
@@ -31,11 +33,22 @@ def test_only_the_sessions_own_dirs_are_writable_and_nothing_else_of_the_data_di
     None
 ):
     argv = bwrap_argv("/usr/bin/bwrap", MOUNTS, CMD)
-    writable = {src for src, _ in pairs(argv, "--bind")}
-    assert writable == {str(MOUNTS.workspace), str(MOUNTS.cache_dir), str(MOUNTS.socket_dir)}
-    bound = writable | {src for src, _ in pairs(argv, "--ro-bind")}
+    writable = dict(pairs(argv, "--bind"))
+    # each at a fixed path inside, whatever its host path: any sandbox fits any session
+    assert writable == {
+        str(MOUNTS.workspace): "/preview/app",
+        str(MOUNTS.cache_dir): "/preview/cache",
+        str(MOUNTS.socket_dir): "/preview/sock",
+    }
+    bound = set(writable) | {src for src, _ in pairs(argv, "--ro-bind")}
     assert not [p for p in bound if p.startswith("/data") and p not in writable]
-    assert all(src == dst for src, dst in pairs(argv, "--bind") + pairs(argv, "--ro-bind"))
+    assert all(src == dst for src, dst in pairs(argv, "--ro-bind"))
+
+
+def test_nothing_read_only_is_bound_where_the_sessions_own_directories_go() -> None:
+    hidden = Mounts(MOUNTS.workspace, None, MOUNTS.cache_dir, (Path("/preview/runtime"),))
+    with pytest.raises(ValueError, match="hidden"):
+        bwrap_argv("/usr/bin/bwrap", hidden, CMD)
 
 
 def test_read_only_paths_inside_another_are_bound_once() -> None:
@@ -50,7 +63,7 @@ def test_root_is_read_only_tmp_private_and_the_command_runs_in_the_workspace() -
     tmp = argv.index("--tmpfs")
     assert argv[tmp + 1] == "/tmp"
     assert argv[tmp - 2 : tmp] == ["--size", str(TMP_BYTES)]  # sized: a tmpfs is memory
-    assert argv[argv.index("--chdir") + 1] == str(MOUNTS.workspace)
+    assert argv[argv.index("--chdir") + 1] == "/preview/app"
     assert argv[argv.index("--") + 1 :] == CMD
     # later binds of the session's dirs come after /tmp's tmpfs, or /tmp would hide them
     assert argv.index("--tmpfs") < argv.index(str(MOUNTS.socket_dir))
