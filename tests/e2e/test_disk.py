@@ -7,6 +7,7 @@ Needs root for the mount (CI is root); skipped where mounting is not allowed."""
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -152,3 +153,60 @@ def test_a_dev_server_writing_past_the_session_disk_limit_is_stopped_until_an_up
         assert http("GET", f"{base}/preview/{sid}/", timeout=60).status == 200
         ready = poll_until(lambda: (s := status_of(base, sid))["status"] == "ready" and s, 60)
         assert ready.get("error") is None
+
+
+DEEP = """
+import fs from "node:fs";
+import react from "@vitejs/plugin-react";
+
+// A tree deeper than Python's recursion limit, then one past PATH_MAX (made by chdir:
+// no path that long can be named), in the workspace the node sizes, copies and removes.
+const root = process.cwd();
+const dig = (name, depth) => {
+  fs.mkdirSync(name);
+  process.chdir(name);
+  for (let i = 0; i < depth; i++) { fs.mkdirSync("d"); process.chdir("d"); }
+  fs.writeFileSync("f", "x");
+  process.chdir(root);
+};
+if (fs.existsSync("deep.marker") && !fs.existsSync("deep")) dig("deep", 1200);
+if (fs.existsSync("deeper.marker") && !fs.existsSync("deeper")) dig("deeper", 2100);
+export default { plugins: [react()] };
+"""
+
+
+def test_a_dev_server_digging_deep_trees_ends_nothing_but_its_own_session(
+    tmp_path: Path,
+) -> None:
+    """Reproduced before the fix: the sweep's os.walk raised RecursionError on the
+    1,200-deep tree and the node exited; DELETE's shutil.rmtree did the same."""
+    secret = tmp_path / "secret"
+    secret.write_text(SECRET + "\n")
+    data = tmp_path / "data"
+    with processes(tmp_path) as ps:
+        proc, port = ps.node("node-0", data, secret, "--sandbox", "required", "--idle-seconds", "2")
+        base = f"http://127.0.0.1:{port}"
+        files = {**app_files(), "vite.config.js": DEEP, "deep.marker": "1"}
+        made = http("POST", f"{base}/kontext/preview?wait=ready", {"files": files}).json()
+        sid = made["sessionId"]
+        assert made["status"] == "ready", made
+        assert (data / "sessions" / sid / "ws" / "deep" / "d").is_dir()
+        other = http("POST", f"{base}/kontext/preview?wait=ready", {"files": app_files()})
+        time.sleep(2)  # sweeps (every 0.5 s here) sized the deep workspace
+        assert proc.popen.poll() is None, "the node exited"
+        assert status_of(base, sid)["status"] in ("ready", "idle")  # within its disk limit
+        assert http("GET", f"{base}/kontext/preview/{sid}/files").status == 200
+
+        # Past PATH_MAX: its size can't be known, so it counts as over its limit.
+        assert put(base, sid, {"deeper.marker": "1"}) == 200
+        http("GET", f"{base}/preview/{sid}/")  # (re)starts it: its config digs on
+        failed = poll_until(lambda: (s := status_of(base, sid))["status"] == "failed" and s, 30)
+        assert "disk limit" in str(failed["error"])
+        assert proc.popen.poll() is None, "the node exited"
+
+        assert http("DELETE", f"{base}/kontext/preview/{sid}").status == 200
+        assert not (data / "sessions" / sid).exists()
+        assert not [p for p in (data / "sessions").iterdir() if sid in p.name]  # no trash
+        oid = other.json()["sessionId"]
+        assert http("GET", f"{base}/preview/{oid}/").status == 200
+        assert proc.popen.poll() is None
