@@ -49,6 +49,9 @@ log = logging.getLogger("preview.warm")
 WAITING_SECONDS = 30.0  # a launcher still importing after this is discarded
 RETRY_SECONDS = 2.0  # after a warm start failed; doubles up to MAX_RETRY_SECONDS
 MAX_RETRY_SECONDS = 60.0
+# After a take, the next one starts this much later: a start is ~0.4 s of CPU, which
+# would compete with the page of the session just handed one (its first transforms).
+REFILL_DELAY_SECONDS = 1.0
 WAITING_LINE = b'{"event":"waiting"}'
 
 _AT_FDCWD = -100
@@ -148,6 +151,7 @@ class WarmPool:
                     if len(self._ready) >= self.size:
                         await self._taken.wait()
                         self._taken = trio.Event()
+                        await trio.sleep(REFILL_DELAY_SECONDS)
                         continue
                     warm = await self._start_one()
                     if warm is None:

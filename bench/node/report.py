@@ -10,7 +10,7 @@ from typing import Any
 TARGETS = {
     "create_201_p50_ms": 20.0,
     "create_ready_p50_ms": 1000.0,
-    "wake_first_byte_p50_ms": 1000.0,
+    "wake_first_byte_p50_ms": 300.0,  # the sandbox issue (the restructure issue said 1 s)
     "idle_vite_pss_mib": 150.0,
 }
 
@@ -23,7 +23,7 @@ HEADLINE: list[tuple[str, tuple[str, ...], str, str, str]] = [
     ("create -> ready p50", ("ready", "create_ready", "ready_201_ms", "p50"),
      " ms", "<= 1000 ms", "create_ready_p50_ms"),
     ("wake -> first byte p50", ("wake", "first_byte_ms", "p50"),
-     " ms", "<= 1000 ms", "wake_first_byte_p50_ms"),
+     " ms", "<= 300 ms", "wake_first_byte_p50_ms"),
     ("PSS, one idle Vite (after page, 5 s)", ("ready", "memory", "one_vite", "settled_5s", "Pss"),
      " MiB", "<= 150 MB", "idle_vite_pss_mib"),
     ("PSS per Vite, 10 running (mean)",

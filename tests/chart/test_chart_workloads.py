@@ -149,6 +149,7 @@ def test_node_command_line_follows_the_contract(render: Any, ci_values: dict[str
     for flag, value in {
         "--max-sessions": "500",
         "--max-running": "40",
+        "--warm-sandboxes": "1",
         "--idle-seconds": "300",
         "--hold-seconds": "45",
     }.items():
