@@ -106,7 +106,7 @@ def test_get_through_another_replica_right_after_create_never_404s(tmp_path: Pat
         print(f"\ncreate->GET race: {iterations} in {time.monotonic() - t:.1f} s: {dict(outcomes)}")
         assert sum(outcomes.values()) == iterations
         # Deleted sessions leave no dev server behind.
-        wait_until(lambda: not launcher_pids(str(tmp_path)), 10)
+        wait_until(lambda: not launcher_pids(str(tmp_path), warm=False), 10)
 
 
 def test_delete_while_a_request_is_held_keeps_the_node_up_and_leaves_no_vite(
@@ -380,7 +380,7 @@ def test_a_killed_node_costs_only_its_own_sessions(tmp_path: Path) -> None:
                 assert http("GET", f"{router}/preview/{sid}/", timeout=30).status == 200
         vite_of_node_1 = {sid: launcher_pids(sid) for sid in own["node-1"]}
         assert all(vite_of_node_1.values())
-        assert launcher_pids(str(node1.data))  # dev servers are found by their workspace too
+        assert launcher_pids(str(node1.data), warm=False)  # found by their workspace too
 
         survivor, victim = RequestLoop(router, own["node-0"]), RequestLoop(router, own["node-1"])
         with survivor.running(), victim.running():

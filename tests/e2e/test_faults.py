@@ -363,7 +363,7 @@ def test_a_node_killed_while_a_dev_server_boots_leaves_no_dev_server(tmp_path: P
         files = {**app_files(), "vite.config.js": SLOW_CONFIG}
         made = http("POST", f"http://127.0.0.1:{port}/kontext/preview", {"files": files})
         assert made.status == 201, made.body
-        poll_until(lambda: launcher_pids(str(data)), 30)  # booting: its config is loading
+        poll_until(lambda: launcher_pids(str(data), warm=False), 30)  # booting: its config
         time.sleep(1)
         os.kill(proc.popen.pid, signal.SIGKILL)
         proc.popen.wait(10)

@@ -309,12 +309,14 @@ def _wait(
     raise TimeoutError(f"{what} not ready after {timeout} s: {last}")
 
 
-def launcher_pids(needle: str) -> list[int]:
+def launcher_pids(needle: str, warm: bool = True) -> list[int]:
     """PIDs of the Vite launchers whose workspace's host path contains `needle`: a
     session ID, or a data dir. The launcher's argv names nothing (its config comes by
     stdin), so it is found by where it runs: its working directory, or in bubblewrap
     (where that is /preview/app for every one) what its mount there holds, which names
-    the directory's path now (a warm sandbox's, renamed into its session since)."""
+    the directory's path now (a warm sandbox's, renamed into its session since).
+    `warm=False`: only those serving a session, not those waiting in a node's warm pool
+    (`{data-dir}/warm/`)."""
     out = subprocess.run(
         ["pgrep", "-f", "^[^ ]*node [^ ]*launcher.mjs"], capture_output=True, text=True
     ).stdout
@@ -327,7 +329,7 @@ def launcher_pids(needle: str) -> list[int]:
                 cwd = _mount_root(int(pid), INSIDE_WORKSPACE)
         except OSError:
             continue
-        if any(n in cwd for n in needles):
+        if any(n in cwd for n in needles) and (warm or "/warm/warm-" not in cwd):
             pids.append(int(pid))
     return pids
 
