@@ -159,6 +159,35 @@ def plan(deps: Mapping[str, str], runtime: Mapping[str, str]) -> Plan:
     return Plan(hashlib.sha256(normalized.encode()).hexdigest()[:20], dict(sorted(deps.items())))
 
 
+LOCKFILE = "pnpm-lock.yaml"
+MANIFEST = "package.json"
+
+
+def nearest_lockfile(deps_dir: Path, deps: Mapping[str, str]) -> Path | None:
+    """The lockfile of the installed set sharing the most `name: spec` pairs with `deps`
+    (None when none shares one). Copied into a new set's install, pnpm keeps the versions
+    it names and resolves only what differs: one dependency added to a ~60-package app
+    took 1.45-4.6 s instead of 1.97-6.2 s here (same store; three runs, a busy machine).
+    The sets are the installer's own output, read-only to every dev server."""
+    best, shared = None, 0
+    try:
+        sets = list(deps_dir.iterdir())
+    except OSError:
+        return None
+    for done in sets:
+        lockfile = done / LOCKFILE
+        if not (done / ".complete").exists() or not lockfile.is_file():
+            continue
+        try:
+            theirs = json.loads((done / MANIFEST).read_text()).get("dependencies", {})
+        except (OSError, ValueError, AttributeError):
+            continue
+        common = sum(1 for name, spec in deps.items() if theirs.get(name) == spec)
+        if common > shared:
+            best, shared = lockfile, common
+    return best
+
+
 class InstallFailed(Exception):
     """pnpm could not install a dependency set; the message is pnpm's error tail."""
 
@@ -220,7 +249,10 @@ class DependencyInstaller:
             "private": True,
             "dependencies": dict(p.deps),
         }
-        (staging / "package.json").write_text(json.dumps(manifest, indent=2))
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        like = nearest_lockfile(final.parent, p.deps)
+        if like is not None:
+            shutil.copyfile(like, staging / LOCKFILE)
         env = {
             "PATH": os.environ.get("PATH", os.defpath),
             "HOME": str(staging),

@@ -159,11 +159,14 @@ def launcher_config(config: DevServerConfig, port: int = 0) -> dict[str, Any]:
     }
 
 
-def command(config: DevServerConfig, port: int = 0) -> list[str]:
+def command(config: DevServerConfig, port: int = 0, warm: bool = False) -> list[str]:
     """The dev server's argv: the launcher, wrapped in the sandbox when there is one
-    (`port`: the one loopback port a Landlock-confined dev server may use)."""
+    (`port`: the one loopback port a Landlock-confined dev server may use; `warm`: it
+    imports the runtime's Vite and plugins before it reads its config)."""
     node = shutil.which(config.node_binary) or config.node_binary
     launcher = [node, str(config.runtime_dir / "launcher.mjs")]  # its config goes by stdin
+    if warm:
+        launcher.append("--warm")
     prelude = shell_prelude(config.cgroup_procs, config.ulimits)
     if config.sandbox is None:
         return supervised(launcher, prelude) if prelude else launcher
@@ -209,11 +212,11 @@ def make_dirs(config: DevServerConfig) -> None:
         (config.cache_dir / "tmp").mkdir(parents=True, exist_ok=True)
 
 
-async def spawn(config: DevServerConfig, port: int = 0) -> trio.Process:
+async def spawn(config: DevServerConfig, port: int = 0, warm: bool = False) -> trio.Process:
     """Start the launcher (sandboxed as `config` says) in its own process group; it
     waits for its configuration on stdin."""
     return await trio.lowlevel.open_process(
-        command(config, port),
+        command(config, port, warm),
         stdin=PIPE,
         stdout=PIPE,
         stderr=PIPE,

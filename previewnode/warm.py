@@ -207,7 +207,7 @@ class WarmPool:
             log.error("a warm sandbox could not be prepared", extra={"error": str(exc)})
             return None
         async with self.cold_starts:  # below the sessions' own starts, never above
-            process = await spawn(config)
+            process = await spawn(config, warm=True)
             warm = Warm(process, config, name)
             if await _until_waiting(process):
                 return warm

@@ -1,6 +1,6 @@
 // Starts one Vite dev server for one preview session.
 //
-// Usage: node launcher.mjs, with the JSON config as the first line of stdin:
+// Usage: node launcher.mjs [--warm], with the JSON config as the first line of stdin:
 //   {"root", "base", "port", "allowedHosts", "clientPort", "clientProtocol",
 //    "nodeModules", "cacheDir", "socket", "ownConfig", "bundleConfigBeside"}
 //
@@ -26,9 +26,6 @@ import { syncBuiltinESMExports } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import readline from "node:readline";
 
-import tailwindcss from "@tailwindcss/vite";
-import react from "@vitejs/plugin-react";
-import * as runtimeVite from "vite";
 
 import { originalPositionFor, TraceMap } from "@jridgewell/trace-mapping";
 
@@ -156,7 +153,8 @@ function appConfigFile(root) {
 async function loadVite(cfg, appConfig) {
   const pkgFile = path.join(cfg.nodeModules, "vite", "package.json");
   if (!appConfig || !fs.existsSync(pkgFile)) {
-    return { createServer: runtimeVite.createServer, major: majorOf(runtimeVite.version) };
+    const { vite } = await runtime();
+    return { createServer: vite.createServer, major: majorOf(vite.version) };
   }
   // pnpm links node_modules/vite into node_modules/.pnpm/...: its package.json and entry
   // are read where they really are (the module the app's config gets for "vite").
@@ -184,6 +182,24 @@ function exportTarget(entry) {
 }
 
 const majorOf = (version) => Number.parseInt(String(version), 10) || 0;
+
+// The runtime's Vite and the fixed config's plugins, imported only when this dev server
+// needs them: an app with its own config on its own Vite never does (their import was
+// ~250 ms of its start here). A warm launcher (`--warm`, previewnode/warm.py) imports them
+// before it says it is waiting, for the session on the runtime it is handed next.
+let runtimeModules = null;
+function runtime() {
+  runtimeModules ??= Promise.all([
+    import("vite"),
+    import("@vitejs/plugin-react"),
+    import("@tailwindcss/vite"),
+  ]).then(([vite, react, tailwindcss]) => ({
+    vite,
+    react: react.default,
+    tailwindcss: tailwindcss.default,
+  }));
+  return runtimeModules;
+}
 
 // The client's module graph, HMR channel and transform on any Vite from 5 on. Vite 6+
 // has them on `server.environments.client`; Vite 5 on the server itself (`server.hot`
@@ -872,8 +888,9 @@ async function main() {
     onStdinEnd();
   });
   process.stdin.on("error", () => lines.close());
-  // Node has started and Vite and the plugins are imported (static imports above): a
-  // launcher started ahead of need (previewnode/warm.py) is ready to be handed a session.
+  // Node has started (and, warm, Vite and the plugins are imported): a launcher started
+  // ahead of need (previewnode/warm.py) is ready to be handed a session.
+  if (process.argv.includes("--warm")) await runtime();
   emit({ event: "waiting" });
   const cfg = parseConfig(
     await new Promise((resolve) => {
@@ -901,6 +918,7 @@ async function main() {
   const own = cfg.ownConfig ? appConfigFile(cfg.root) : null;
   const { createServer, major } = await loadVite(cfg, own);
   const tracker = errorTracker(cfg.root, major);
+  const { react, tailwindcss } = own ? {} : await runtime();
   const fixed = own
     ? { configFile: own, plugins: [tracker.plugin, previewClient(cfg.root)] }
     : {

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import json
 import re
+from pathlib import Path
 
 import pytest
 
 from previewcore.errors import InvalidContent
-from previewnode.deps import Plan, plan, requested, satisfied
+from previewnode.deps import Plan, nearest_lockfile, plan, requested, satisfied
 
 RUNTIME = {"react": "19.1.0", "react-dom": "19.1.0", "lodash": "4.17.21", "@scope/ui": "2.3.4"}
 KEY_RE = re.compile(r"^[0-9a-f]{20}$")
@@ -291,3 +293,28 @@ def test_the_key_depends_on_the_set_only_not_on_the_runtime() -> None:
 )
 def test_satisfied_follows_npm_semver(spec: str, version: str, expected: bool) -> None:
     assert satisfied(spec, version) is expected
+
+
+def test_a_new_set_starts_from_the_lockfile_of_the_installed_set_most_like_it(
+    tmp_path: Path,
+) -> None:
+    def installed(key: str, deps: dict[str, str], complete: bool = True) -> Path:
+        d = tmp_path / key
+        d.mkdir()
+        (d / "package.json").write_text(json.dumps({"dependencies": deps}))
+        (d / "pnpm-lock.yaml").write_text(key)
+        if complete:
+            (d / ".complete").write_text("1")
+        return d / "pnpm-lock.yaml"
+
+    installed("a", {"react": "^18.3.1", "clsx": "^2.1.1"})
+    near = installed("b", {"react": "^18.3.1", "clsx": "^2.1.1", "zod": "^3"})
+    installed("c", {"react": "^18.3.1", "clsx": "^2.1.1", "zod": "^3", "x": "1"}, False)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / ".complete").write_text("1")
+    (tmp_path / "broken" / "pnpm-lock.yaml").write_text("x")
+    (tmp_path / "broken" / "package.json").write_text("[1, 2]")
+    wanted = {"react": "^18.3.1", "clsx": "^2.1.1", "zod": "^3", "is-number": "^7.0.0"}
+    assert nearest_lockfile(tmp_path, wanted) == near  # c is not complete: never
+    assert nearest_lockfile(tmp_path, {"vue": "^3"}) is None  # nothing shared
+    assert nearest_lockfile(tmp_path / "missing", wanted) is None
