@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cluster import app_files, http
+from tests.support.cluster import app_files, http, single_node
 from tests.support.processes import poll_until, processes
 from tests.support.ring import SECRET
 
@@ -180,12 +180,9 @@ def test_a_dev_server_digging_deep_trees_ends_nothing_but_its_own_session(
 ) -> None:
     """Reproduced before the fix: the sweep's os.walk raised RecursionError on the
     1,200-deep tree and the node exited; DELETE's shutil.rmtree did the same."""
-    secret = tmp_path / "secret"
-    secret.write_text(SECRET + "\n")
     data = tmp_path / "data"
-    with processes(tmp_path) as ps:
-        proc, port = ps.node("node-0", data, secret, "--sandbox", "required", "--idle-seconds", "2")
-        base = f"http://127.0.0.1:{port}"
+    with single_node(tmp_path, "--sandbox", "required", "--idle-seconds", "2") as node:
+        proc, base = node.proc, node.url
         files = {**app_files(), "vite.config.js": DEEP, "deep.marker": "1"}
         made = http("POST", f"{base}/kontext/preview?wait=ready", {"files": files}).json()
         sid = made["sessionId"]

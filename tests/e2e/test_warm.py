@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cluster import app_files, http, metric
-from tests.support.processes import launcher_pids, poll_until, processes
-from tests.support.ring import SECRET
+from tests.support.cluster import app_files, http, metric, single_node
+from tests.support.processes import launcher_pids, poll_until
 
 pytestmark = pytest.mark.e2e
 
@@ -27,12 +26,9 @@ def served(base: str, sid: str, path: str) -> str:
 
 
 def test_a_session_starts_and_wakes_in_warm_sandboxes_with_its_own_files(tmp_path: Path) -> None:
-    secret = tmp_path / "secret"
-    secret.write_text(SECRET + "\n")
     data = tmp_path / "data"
-    with processes(tmp_path) as ps:
-        _, port = ps.node("node-0", data, secret, "--warm-sandboxes", "1", "--idle-seconds", "1")
-        base = f"http://127.0.0.1:{port}"
+    with single_node(tmp_path, "--warm-sandboxes", "1", "--idle-seconds", "1") as node:
+        base = node.url
         assert http("GET", f"{base}/readyz").json()["sandbox"] == "bwrap"
         poll_until(lambda: metric(base, WARM) == 1, 30)
         assert launcher_pids(str(data / "warm"))  # up before any session exists
@@ -85,12 +81,9 @@ def test_a_session_starts_and_wakes_in_warm_sandboxes_with_its_own_files(tmp_pat
 
 
 def test_without_warm_sandboxes_every_start_is_cold(tmp_path: Path) -> None:
-    secret = tmp_path / "secret"
-    secret.write_text(SECRET + "\n")
     data = tmp_path / "data"
-    with processes(tmp_path) as ps:
-        _, port = ps.node("node-0", data, secret, "--warm-sandboxes", "0")
-        base = f"http://127.0.0.1:{port}"
+    with single_node(tmp_path, "--warm-sandboxes", "0") as node:
+        base = node.url
         made = http("POST", f"{base}/kontext/preview?wait=ready", {"files": app_files()}).json()
         assert made["status"] == "ready", made
         assert metric(base, HANDED) == 0 and metric(base, STARTS) == 1

@@ -210,6 +210,17 @@ def cluster(
         yield c
 
 
+@contextmanager
+def single_node(tmp: Path, *flags: str) -> Iterator[NodeProc]:
+    """One `node-0` of its own on 127.0.0.1 (a secret file, a data dir under `tmp`),
+    stopped when the block ends however it ends."""
+    secret = tmp / "secret"
+    secret.write_text(SECRET + "\n")
+    with processes(tmp) as ps:
+        proc, port = ps.node("node-0", tmp / "data", secret, *flags)
+        yield NodeProc("node-0", port, tmp / "data", proc, flags)
+
+
 def metric(base: str, name: str) -> float:
     """One unlabelled sample of a node's /metrics (0 when it has none yet)."""
     text = http("GET", f"{base}/metrics").body.decode()
