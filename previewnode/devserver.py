@@ -18,6 +18,7 @@ stdin, a pipe held by this process, reaches EOF.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -35,7 +36,6 @@ from previewnode.limits import shell_prelude
 from previewnode.runtime_errors import RuntimeReport
 from previewnode.sandbox import (
     INSIDE_CACHE,
-    INSIDE_SOCKETS,
     INSIDE_WORKSPACE,
     Mounts,
     Sandbox,
@@ -55,6 +55,7 @@ READ_CHUNK = 65536
 PROBE_RETRY_SECONDS = 0.05
 NOTICE_SECONDS = 1.0  # how long a change notice may wait on a full stdin pipe
 SOCKET_NAME = "dev.sock"
+LISTEN_BACKLOG = 512
 
 # Rolldown's native code allocates with mimalloc. Without eager arena commit and with
 # immediate purging, an idle dev server gives memory back to the OS instead of keeping
@@ -92,7 +93,9 @@ class DevServerConfig:
     client_protocol: str
     node_binary: str = "node"
     sandbox: Sandbox | None = None  # None: unsandboxed, the fixed config
-    socket_dir: Path | None = None  # sandboxed: where the dev server's listener lives
+    # bubblewrap: where the node binds the dev server's listener (it gets the descriptor;
+    # the directory is the node's alone: previewnode.sandbox)
+    socket_dir: Path | None = None
     cgroup_procs: tuple[Path, ...] = ()  # the session's groups, joined before it starts
     ulimits: tuple[tuple[str, str], ...] = ()  # `ulimit` options for its shell parent
 
@@ -115,13 +118,6 @@ class DevServerConfig:
     def cache_inside(self) -> Path:
         return INSIDE_CACHE if self.bound else self.cache_dir
 
-    @property
-    def socket_inside(self) -> Path | None:
-        """The listener's path as the dev server sees it (it says this one when ready)."""
-        if self.socket_dir is None:
-            return None
-        return INSIDE_SOCKETS / SOCKET_NAME if self.bound else self.socket_dir / SOCKET_NAME
-
 
 class DevServerFailed(Exception):
     """The dev server exited: before it served, or later with a failure status."""
@@ -139,9 +135,12 @@ def landlocked(config: DevServerConfig) -> bool:
     return config.sandbox is not None and config.sandbox.mechanism == "landlock"
 
 
-def launcher_config(config: DevServerConfig, port: int = 0) -> dict[str, Any]:
+def launcher_config(
+    config: DevServerConfig, port: int = 0, listen_fd: int | None = None
+) -> dict[str, Any]:
     """The JSON the launcher reads as the first line of its stdin (never argv). `port`:
-    where Vite listens (0: the launcher picks one; Landlock: the one its rules allow)."""
+    where Vite listens (0: the launcher picks one; Landlock: the one its rules allow);
+    `listen_fd`: the unix socket it bridges to Vite (bubblewrap: `bind_listener`)."""
     return {
         "root": str(config.root_inside),
         "base": config.base,
@@ -152,7 +151,7 @@ def launcher_config(config: DevServerConfig, port: int = 0) -> dict[str, Any]:
         "nodeModules": str(config.node_modules),
         "cacheDir": str(config.cache_inside / "vite"),
         "ownConfig": config.sandbox is not None,
-        "socket": str(config.socket_inside) if config.socket_inside is not None else None,
+        "listenFd": listen_fd,
         # The dependency set's `.vite-temp` is shared (bubblewrap mounts a private tmpfs
         # there; Landlock can't): Vite bundles a TS config beside it instead.
         "bundleConfigBeside": landlocked(config),
@@ -172,7 +171,6 @@ def command(config: DevServerConfig, port: int = 0, warm: bool = False) -> list[
         return supervised(launcher, prelude) if prelude else launcher
     mounts = Mounts(
         workspace=config.workspace,
-        socket_dir=config.socket_dir,
         cache_dir=config.cache_dir,
         read_only=(
             config.node_modules.resolve(),
@@ -185,7 +183,6 @@ def command(config: DevServerConfig, port: int = 0, warm: bool = False) -> list[
     if config.sandbox.mechanism == "landlock":
         policy = landlock_policy(mounts, port)
         return prelude_then_exec(confine_argv(config.sandbox.binary, policy, launcher), prelude)
-    assert config.socket_dir is not None
     return supervised(bwrap_argv(config.sandbox.binary, mounts, launcher), prelude)
 
 
@@ -203,18 +200,35 @@ def child_environment(config: DevServerConfig) -> dict[str, str]:
 
 
 def make_dirs(config: DevServerConfig) -> None:
-    """The directories a dev server expects in its cache dir, and its listener's."""
+    """The directories a dev server expects in its cache dir."""
     (config.cache_dir / "home").mkdir(parents=True, exist_ok=True)
     (config.cache_dir / "vite").mkdir(parents=True, exist_ok=True)
-    if config.socket_dir is not None:
-        config.socket_dir.mkdir(parents=True, exist_ok=True)
     if landlocked(config):
         (config.cache_dir / "tmp").mkdir(parents=True, exist_ok=True)
 
 
-async def spawn(config: DevServerConfig, port: int = 0, warm: bool = False) -> trio.Process:
-    """Start the launcher (sandboxed as `config` says) in its own process group; it
-    waits for its configuration on stdin."""
+def bind_listener(config: DevServerConfig) -> int | None:
+    """bubblewrap: a listening unix socket at `config.socket_path`, as an inheritable
+    descriptor numbered 10 or above (the shell parent uses 3), for the dev server to
+    accept on; None otherwise. The node made the socket, in a directory of its own, so
+    the path it connects to is one no dev server can replace."""
+    if config.socket_dir is None or config.socket_path is None:
+        return None
+    config.socket_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    config.socket_path.unlink(missing_ok=True)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(config.socket_path))
+        listener.listen(LISTEN_BACKLOG)
+        fd = fcntl.fcntl(listener.fileno(), fcntl.F_DUPFD, 10)
+    os.set_inheritable(fd, True)
+    return fd
+
+
+async def spawn(
+    config: DevServerConfig, port: int = 0, warm: bool = False, listen_fd: int | None = None
+) -> trio.Process:
+    """Start the launcher (sandboxed as `config` says) in its own process group, with
+    `listen_fd` passed on; it waits for its configuration on stdin."""
     return await trio.lowlevel.open_process(
         command(config, port, warm),
         stdin=PIPE,
@@ -223,6 +237,7 @@ async def spawn(config: DevServerConfig, port: int = 0, warm: bool = False) -> t
         env=child_environment(config),
         cwd=str(config.workspace),
         start_new_session=True,
+        pass_fds=() if listen_fd is None else (listen_fd,),
     )
 
 
@@ -294,11 +309,14 @@ class DevServer:
         on_hmr: Callable[[str, list[str]], None] | None = None,
         on_runtime: Callable[[RuntimeReport], None] | None = None,
         warm: trio.Process | None = None,
+        listen_fd: int | None = None,
     ) -> None:
         self.config = config
         # A launcher already started in this config's sandbox (previewnode.warm), waiting
-        # for its configuration: run() hands it that instead of starting one.
+        # for its configuration, with the listener it was passed: run() hands it that
+        # instead of starting one.
         self.warm = warm
+        self.listen_fd = listen_fd
         self.on_errors = on_errors
         self.on_hmr = on_hmr  # (kind, workspace paths) of each update Vite sent browsers
         self.on_runtime = on_runtime  # what a browser showing the preview reported
@@ -332,13 +350,18 @@ class DevServer:
         else:
             if landlocked(config):
                 self.port = free_loopback_port()
-            process = await spawn(config, self.port)
+            self.listen_fd = bind_listener(config)
+            try:
+                process = await spawn(config, self.port, listen_fd=self.listen_fd)
+            finally:
+                if self.listen_fd is not None:
+                    os.close(self.listen_fd)  # the dev server holds it now
         self.pid = process.pid
         self._stdin = process.stdin
         assert process.stdin is not None
         with contextlib.suppress(trio.BrokenResourceError):  # then it exits: reported below
             await process.stdin.send_all(
-                json.dumps(launcher_config(config, self.port)).encode() + b"\n"
+                json.dumps(launcher_config(config, self.port, self.listen_fd)).encode() + b"\n"
             )
         failure: DevServerFailed | None = None
         try:
@@ -451,8 +474,8 @@ class DevServer:
                 return  # Landlock: only the port we gave it
             self._announced = ("127.0.0.1", event["port"])
             self._ready_or_eof.set()
-        elif kind == "ready" and event.get("socket") == str(self.config.socket_inside):
-            self._announced = str(self.config.socket_path)  # only the path we gave it
+        elif kind == "ready" and self.listen_fd is not None and event.get("fd") == self.listen_fd:
+            self._announced = str(self.config.socket_path)  # the node's own socket
             self._ready_or_eof.set()
         elif kind == "errors":
             errors = parse_errors(event.get("errors"))

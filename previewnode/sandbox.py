@@ -11,7 +11,9 @@ and everything it spawns see
   a minimal `/dev` and its own `/proc` (its own PID namespace: it cannot see or signal
   the node's processes, and everything in it dies with it);
 - no network at all (its own network namespace has only `lo`): it listens on a unix
-  socket in a directory shared with the node, and the node forwards to that.
+  socket the node bound and handed it as a descriptor, in a directory only the node sees
+  (a path the sandbox could write would let it plant a link there, and the node would
+  connect wherever that pointed: any unix socket on the host).
 
 Where user namespaces are not allowed (a default Kubernetes pod), `landlock` confines
 the dev server without them (`previewnode/confine.py` is its parent): what it may read
@@ -52,11 +54,10 @@ _SYSTEM_RO = ("/usr", "/etc/ld.so.cache", "/etc/ssl", "/etc/alternatives")
 _MERGED_USR = ("bin", "lib", "lib64", "sbin")
 
 
-# Where bubblewrap binds a session's workspace, Vite cache and listener's directory.
+# Where bubblewrap binds a session's workspace and Vite cache.
 INSIDE = Path("/preview")
 INSIDE_WORKSPACE = INSIDE / "app"
 INSIDE_CACHE = INSIDE / "cache"
-INSIDE_SOCKETS = INSIDE / "sock"
 
 # A tmpfs is memory: unsized, each would take up to half the machine's RAM (the memory
 # cgroup charges it where one exists; rlimits never do). Vite writes little there.
@@ -78,18 +79,18 @@ class Sandbox:
 
     @property
     def listens_on_socket(self) -> bool:
-        """bwrap: a unix socket bridged out of its network namespace; landlock: the
-        loopback port the node chose, which only that dev server may bind or connect."""
+        """bwrap: a unix socket the node bound and passed in, bridged out of its network
+        namespace; landlock: the loopback port the node chose, which only that dev server
+        may bind or connect."""
         return self.mechanism == "bwrap"
 
 
 @dataclass(frozen=True)
 class Mounts:
-    """What one session's dev server may see (host paths; bubblewrap binds the first three
+    """What one session's dev server may see (host paths; bubblewrap binds the first two
     at `INSIDE_*`, the rest at their host paths)."""
 
     workspace: Path  # read-write
-    socket_dir: Path | None  # read-write: the dev server's listener, shared with the node
     cache_dir: Path  # read-write: Vite's cache and HOME
     read_only: tuple[Path, ...]  # dependency set, runtime, the node binary's directory
     # Private, writable, empty: where tools write inside read-only trees (Vite bundles a
@@ -128,13 +129,8 @@ def bwrap_argv(bwrap: str, mounts: Mounts, command: Sequence[str]) -> list[str]:
         if ro.is_relative_to(INSIDE):
             raise ValueError(f"{ro} would be hidden by the session's own directories")
         argv += ["--ro-bind", str(ro), str(ro)]
-    for rw, inside in (
-        (mounts.cache_dir, INSIDE_CACHE),
-        (mounts.socket_dir, INSIDE_SOCKETS),
-        (mounts.workspace, INSIDE_WORKSPACE),
-    ):
-        if rw is not None:
-            argv += ["--bind", str(rw), str(inside)]
+    for rw, inside in ((mounts.cache_dir, INSIDE_CACHE), (mounts.workspace, INSIDE_WORKSPACE)):
+        argv += ["--bind", str(rw), str(inside)]
     for scratch in mounts.scratch:
         argv += ["--size", str(SCRATCH_BYTES), "--tmpfs", str(scratch)]
     argv += [
@@ -180,7 +176,7 @@ def _unique(paths: Sequence[Path], bound: Sequence[Path] = ()) -> list[Path]:
 def probe(bwrap: str) -> str | None:
     """None if bubblewrap can make this sandbox here (the real argv), else why not."""
     with tempfile.TemporaryDirectory(prefix="preview-sandbox-probe-") as tmp:
-        mounts = Mounts(Path(tmp), Path(tmp), Path(tmp), ())
+        mounts = Mounts(Path(tmp), Path(tmp), ())
         return _why_not(bwrap_argv(bwrap, mounts, ["/usr/bin/true"]))
 
 
@@ -210,7 +206,7 @@ def landlock_policy(mounts: Mounts, port: int) -> dict[str, object]:
     read_only = [p for p in _SYSTEM_RO if Path(p).is_dir()]
     read_only += [f"/{n}" for n in _MERGED_USR if Path(f"/{n}").is_dir() and not _link(n)]
     read_only += [str(p) for p in _unique(mounts.read_only, [Path(p) for p in read_only])]
-    read_write = [str(p) for p in (mounts.workspace, mounts.cache_dir, mounts.socket_dir) if p]
+    read_write = [str(mounts.workspace), str(mounts.cache_dir)]
     files = {p: "r" for p in _SYSTEM_RO if Path(p).is_file()}
     files.update({"/dev/null": "rw", "/dev/zero": "r", "/dev/urandom": "r", "/dev/random": "r"})
     return {"ro": read_only, "rw": read_write, "files": files, "port": port}
@@ -236,7 +232,7 @@ def probe_landlock(python: str) -> str | None:
     """None if this kernel has Landlock with TCP rules and seccomp filters, and a dev
     server's confinement really runs here (`/usr/bin/true` under it), else why not."""
     with tempfile.TemporaryDirectory(prefix="preview-sandbox-probe-") as tmp:
-        mounts = Mounts(Path(tmp), None, Path(tmp), ())
+        mounts = Mounts(Path(tmp), Path(tmp), ())
         argv = confine_argv(python, landlock_policy(mounts, 0), ["/usr/bin/true"])
         return _why_not(argv, cwd=tmp)
 

@@ -36,7 +36,7 @@ from previewnode.errors import NotHeldHere, SessionFailed, SessionGone, Starting
 from previewnode.lifecycle import Event, Status
 from previewnode.limits import Groups, release, ulimit_args
 from previewnode.redact import cut_paths, tail
-from previewnode.sandbox import INSIDE_CACHE, INSIDE_SOCKETS, INSIDE_WORKSPACE, Sandbox
+from previewnode.sandbox import INSIDE_CACHE, INSIDE_WORKSPACE, Sandbox
 from previewnode.sessions import Session, SessionStore
 from previewnode.warm import Warm, WarmPool, adopt
 from previewnode.workspace import disk_refusal, disk_used, empty_dir, remove_tree
@@ -344,6 +344,7 @@ class Supervisor:
             lambda kind, paths: s.events.publish("hmr", {"type": kind, "paths": paths}),
             s.report_runtime,
             warm=warm.process if warm else None,
+            listen_fd=warm.listen_fd if warm else None,
         )
         crash: Crash | None = None
         try:
@@ -462,7 +463,6 @@ class Supervisor:
             named.append((self.store.socket_dir(s.id), "<socket-dir>"))
         if self.mechanism == "bwrap":  # the same directories, as the dev server sees them
             named += [(INSIDE_WORKSPACE, ""), (INSIDE_CACHE, "<vite-cache>")]
-            named.append((INSIDE_SOCKETS, "<socket-dir>"))
         return [(str(p), label) for path, label in named for p in {path, path.resolve()}]
 
     def retry(self, s: Session) -> None:

@@ -41,7 +41,7 @@ from pathlib import Path
 import trio
 
 from previewnode import metrics
-from previewnode.devserver import DevServerConfig, spawn, stop
+from previewnode.devserver import DevServerConfig, bind_listener, spawn, stop
 from previewnode.limits import Groups, release
 from previewnode.workspace import remove_tree
 
@@ -106,6 +106,7 @@ class Warm:
     process: trio.Process
     config: DevServerConfig
     group: str  # its cgroup's name (previewnode.limits.Groups)
+    listen_fd: int | None  # the number of the listener it was passed (bubblewrap)
 
 
 Configure = Callable[[str, tuple[Path, ...]], DevServerConfig]
@@ -200,15 +201,19 @@ class WarmPool:
         try:
             procs = tuple(self.groups.make(name)) if self.groups else ()
             config = self.configure(name, procs)
-            for empty in (config.workspace, config.cache_dir, config.socket_dir):
-                if empty is not None:  # empty: the session's own are swapped in whole
-                    empty.mkdir(parents=True)
+            for empty in (config.workspace, config.cache_dir):
+                empty.mkdir(parents=True)  # empty: the session's own are swapped in whole
+            listen_fd = bind_listener(config)
         except OSError as exc:
             log.error("a warm sandbox could not be prepared", extra={"error": str(exc)})
             return None
         async with self.cold_starts:  # below the sessions' own starts, never above
-            process = await spawn(config, warm=True)
-            warm = Warm(process, config, name)
+            try:
+                process = await spawn(config, warm=True, listen_fd=listen_fd)
+            finally:
+                if listen_fd is not None:
+                    os.close(listen_fd)  # the launcher holds it now
+            warm = Warm(process, config, name, listen_fd)
             if await _until_waiting(process):
                 return warm
         log.error("a warm sandbox did not get ready", extra={"code": process.poll()})

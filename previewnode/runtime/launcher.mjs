@@ -2,7 +2,7 @@
 //
 // Usage: node launcher.mjs [--warm], with the JSON config as the first line of stdin:
 //   {"root", "base", "port", "allowedHosts", "clientPort", "clientProtocol",
-//    "nodeModules", "cacheDir", "socket", "ownConfig", "bundleConfigBeside"}
+//    "nodeModules", "cacheDir", "listenFd", "ownConfig", "bundleConfigBeside"}
 //
 // The session's files are untrusted. Sandboxed ("ownConfig"), the app's own config runs,
 // with the platform's settings merged last; the sandbox is the guard. Unsandboxed, this
@@ -11,7 +11,7 @@
 // nothing outside the workspace and its dependency tree. stdout carries only JSON lines
 // for the supervisor (previewnode/devserver.py):
 //   {"event":"waiting"} (imports done, reading the config line)
-//   {"event":"ready","port":N}
+//   {"event":"ready","port":N} or {"event":"ready","fd":N} (serving on the listener passed in)
 //   {"event":"errors","errors":[{"file","line","column","message"}]}
 //   {"event":"hmr","type":"update"|"full-reload"|"applied","paths":["src/App.jsx"]}
 //   {"event":"runtime-error","kind","message","file","line","column","stack"}
@@ -108,9 +108,9 @@ function parseConfig(raw) {
     nodeModules: fs.realpathSync(need("nodeModules", "string")),
     cacheDir: need("cacheDir", "string"),
     // Inside the sandbox: the app's own config runs, and the listener is a unix socket
-    // (the sandbox has no network the node could reach).
+    // passed in (the sandbox has no network the node could reach).
     ownConfig: c.ownConfig === true,
-    socket: typeof c.socket === "string" ? c.socket : null,
+    listenFd: Number.isInteger(c.listenFd) && c.listenFd >= 0 ? c.listenFd : null,
     bundleConfigBeside: c.bundleConfigBeside === true,
   };
 }
@@ -214,11 +214,11 @@ function clientEnv(server) {
   };
 }
 
-// The node reaches a sandboxed dev server only through this unix socket: each connection
-// is piped to Vite on the sandbox's own loopback.
-function bridge(socketPath, port) {
+// The node reaches a sandboxed dev server only through this unix socket, which the node
+// bound and passed in as descriptor `fd` (it is in no directory this sandbox sees): each
+// connection is piped to Vite on the sandbox's own loopback.
+function bridge(fd, port) {
   return new Promise((resolve, reject) => {
-    try { fs.unlinkSync(socketPath); } catch {}
     const server = net.createServer((client) => {
       const upstream = net.connect(port, "127.0.0.1");
       client.pipe(upstream);
@@ -230,7 +230,7 @@ function bridge(socketPath, port) {
       upstream.on("close", close);
     });
     server.on("error", reject);
-    server.listen(socketPath, () => resolve(server));
+    server.listen({ fd }, () => resolve(server));
   });
 }
 
@@ -997,9 +997,9 @@ async function main() {
     });
   }
   const address = server.httpServer.address();
-  if (cfg.socket) {
-    await bridge(cfg.socket, address.port);
-    emit({ event: "ready", socket: cfg.socket });
+  if (cfg.listenFd !== null) {
+    await bridge(cfg.listenFd, address.port);
+    emit({ event: "ready", fd: cfg.listenFd });
   } else {
     emit({ event: "ready", port: address.port });
   }

@@ -345,4 +345,4 @@ def test_confine_refuses_to_run_what_it_cannot_confine(tmp_path: Path) -> None:
 def landlock_policy_for(root: Path) -> dict[str, object]:
     from previewnode.sandbox import Mounts
 
-    return landlock_policy(Mounts(root, None, root, ()), 0)
+    return landlock_policy(Mounts(root, root, ()), 0)

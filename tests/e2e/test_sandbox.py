@@ -10,16 +10,21 @@ only connections tried are to the node's own loopback ports.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import subprocess
+import threading
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from tests.support.cluster import app_files, http
+from tests.support.cluster import app_files, http, single_node
 from tests.support.processes import poll_until, processes
 from tests.support.ring import SECRET
 from tests.support.templates import fill, node_targets
@@ -187,3 +192,95 @@ def test_an_edit_the_file_watcher_misses_still_reaches_vite(tmp_path: Path) -> N
         fixed = {"files": {"src/App.jsx": app_files()["src/App.jsx"]}}
         assert http("PUT", f"{api}/files", fixed).status == 200
         poll_until(lambda: not http("GET", api).json()["errors"], 20)
+
+
+SOCKET_SWAP = """
+import fs from "node:fs";
+import react from "@vitejs/plugin-react";
+
+// Once serving: replace this session's listener with a link to a unix socket on the host
+// (a container runtime's API, say), in every directory bound here that could hold it.
+const swap = () => {
+  const out = {};
+  for (const line of fs.readFileSync("/proc/self/mountinfo", "utf8").split("\\n")) {
+    const f = line.split(" ");
+    if (f[4] && f[4].startsWith("/preview/")) out[f[4]] = f[3];  // host paths leak here
+  }
+  for (const inside of Object.keys(out)) {
+    try {
+      fs.rmSync(inside + "/dev.sock", { force: true });
+      fs.symlinkSync(HOST_SOCKET, inside + "/dev.sock");
+      out["planted " + inside] = HOST_SOCKET;
+    } catch (e) { out["refused " + inside] = e.code || e.message; }
+  }
+  fs.writeFileSync("swap.json", JSON.stringify(out, null, 1));
+};
+export default {
+  plugins: [react(), { name: "swap", configureServer(server) {
+    server.httpServer?.once("listening", () => setTimeout(swap, 1000));
+  } }],
+};
+"""
+
+
+def host_socket(path: Path) -> Iterator[None]:
+    """A unix socket on the host answering every connection with a marker (a stand-in
+    for a container runtime's or init system's API socket)."""
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen(16)
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.recv(65536)
+                body = b"host-socket-marker"
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(2)
+        server.close()
+
+
+def test_a_dev_server_cannot_point_its_listener_at_a_host_socket(tmp_path: Path) -> None:
+    """The node reaches a sandboxed dev server by a socket of its own, never by a path the
+    sandbox can replace: a symlink planted there sent this session's requests (the
+    tenant's own included) into any unix socket on the host (reproduced on c751959: the
+    marker came back)."""
+    sock = tmp_path / "host.sock"
+    with (
+        contextlib.contextmanager(host_socket)(sock),
+        single_node(tmp_path, "--sandbox", "required") as node,
+    ):
+        base = node.url
+        attack = {**app_files(), "vite.config.js": fill(SOCKET_SWAP, HOST_SOCKET=str(sock))}
+        made = http("POST", f"{base}/kontext/preview?wait=ready", {"files": attack}).json()
+        sid = made["sessionId"]
+        assert made["status"] == "ready", made
+        read = f"{base}/kontext/preview/{sid}/files"
+        seen = poll_until(
+            lambda: next(
+                (
+                    f["content"]
+                    for f in http("GET", read).json()["files"]
+                    if f["path"] == "swap.json"
+                ),
+                None,
+            ),
+            20,
+        )
+        with ThreadPoolExecutor(8) as pool:  # new connections, not only pooled ones
+            pages = list(pool.map(lambda _: http("GET", f"{base}/preview/{sid}/"), range(16)))
+        assert not [p for p in pages if b"host-socket-marker" in p.body], seen
+        assert {p.status for p in pages} == {200}, seen  # its own dev server still serves

@@ -23,7 +23,6 @@ from previewnode.sandbox import (
 
 MOUNTS = Mounts(
     workspace=Path("/data/sessions/s1/ws"),
-    socket_dir=None,
     cache_dir=Path("/data/vite-cache/s1"),
     read_only=(Path("/opt/runtime/node_modules"), Path("/opt/runtime"), Path("/data/deps/k1")),
 )
@@ -110,7 +109,7 @@ def config(tmp: Path, sandbox: Sandbox | None) -> DevServerConfig:
 def test_a_landlocked_dev_server_listens_on_the_port_the_node_chose(tmp_path: Path) -> None:
     cfg = config(tmp_path, Sandbox("landlock", "/usr/bin/python3"))
     launcher = launcher_config(cfg, 41234)
-    assert launcher["port"] == 41234 and launcher["socket"] is None
+    assert launcher["port"] == 41234 and launcher["listenFd"] is None
     assert launcher["ownConfig"] is True and launcher["bundleConfigBeside"] is True
     argv = command(cfg, 41234)
     # a shell joins cgroups and sets rlimits, then becomes confine.py (exec, not a parent)
@@ -129,9 +128,11 @@ def test_bubblewrap_still_listens_on_its_socket(tmp_path: Path) -> None:
     cfg = config(tmp_path, Sandbox("bwrap", "/usr/bin/bwrap"))
     launcher = launcher_config(cfg)
     # the dev server sees its own directories at the same paths in every sandbox
-    assert launcher["port"] == 0 and launcher["socket"] == "/preview/sock/dev.sock"
+    assert launcher["port"] == 0 and launcher["listenFd"] is None  # none passed here
+    assert launcher_config(cfg, 0, 17)["listenFd"] == 17
     assert launcher["root"] == "/preview/app" and launcher["cacheDir"] == "/preview/cache/vite"
     assert cfg.socket_path == tmp_path / "sock" / "dev.sock"  # where the node connects
+    assert str(cfg.socket_path) not in command(cfg)  # never bound into the sandbox
     assert launcher["bundleConfigBeside"] is False
     env = child_environment(cfg)
     assert "TMPDIR" not in env and env["HOME"] == "/preview/cache/home"

@@ -10,7 +10,6 @@ from previewnode.sandbox import TMP_BYTES, Mounts, bwrap_argv, supervised
 
 MOUNTS = Mounts(
     workspace=Path("/data/sessions/s1/ws"),
-    socket_dir=Path("/tmp/preview-sockets-x/abc"),
     cache_dir=Path("/data/vite-cache/s1"),
     read_only=(Path("/opt/runtime/node_modules"), Path("/opt/runtime"), Path("/usr/bin")),
 )
@@ -34,11 +33,12 @@ def test_only_the_sessions_own_dirs_are_writable_and_nothing_else_of_the_data_di
 ):
     argv = bwrap_argv("/usr/bin/bwrap", MOUNTS, CMD)
     writable = dict(pairs(argv, "--bind"))
-    # each at a fixed path inside, whatever its host path: any sandbox fits any session
+    # each at a fixed path inside, whatever its host path: any sandbox fits any session;
+    # no listener's directory (the node passes the listener in: a directory the sandbox
+    # could write is one where it could plant a link for the node to connect through)
     assert writable == {
         str(MOUNTS.workspace): "/preview/app",
         str(MOUNTS.cache_dir): "/preview/cache",
-        str(MOUNTS.socket_dir): "/preview/sock",
     }
     bound = set(writable) | {src for src, _ in pairs(argv, "--ro-bind")}
     assert not [p for p in bound if p.startswith("/data") and p not in writable]
@@ -46,7 +46,7 @@ def test_only_the_sessions_own_dirs_are_writable_and_nothing_else_of_the_data_di
 
 
 def test_nothing_read_only_is_bound_where_the_sessions_own_directories_go() -> None:
-    hidden = Mounts(MOUNTS.workspace, None, MOUNTS.cache_dir, (Path("/preview/runtime"),))
+    hidden = Mounts(MOUNTS.workspace, MOUNTS.cache_dir, (Path("/preview/runtime"),))
     with pytest.raises(ValueError, match="hidden"):
         bwrap_argv("/usr/bin/bwrap", hidden, CMD)
 
@@ -66,7 +66,7 @@ def test_root_is_read_only_tmp_private_and_the_command_runs_in_the_workspace() -
     assert argv[argv.index("--chdir") + 1] == "/preview/app"
     assert argv[argv.index("--") + 1 :] == CMD
     # later binds of the session's dirs come after /tmp's tmpfs, or /tmp would hide them
-    assert argv.index("--tmpfs") < argv.index(str(MOUNTS.socket_dir))
+    assert argv.index("--tmpfs") < argv.index(str(MOUNTS.cache_dir))
 
 
 def test_the_shell_parent_passes_stdin_on_and_runs_argv_unchanged() -> None:
