@@ -214,8 +214,13 @@ class WarmPool:
                 if listen_fd is not None:
                     os.close(listen_fd)  # the launcher holds it now
             warm = Warm(process, config, name, listen_fd)
-            if await _until_waiting(process):
-                return warm
+            try:
+                if await _until_waiting(process):
+                    return warm
+            except BaseException:  # cancelled while it imported: nothing may outlive the pool
+                with trio.CancelScope(shield=True):
+                    await self.discard(warm)
+                raise
         log.error("a warm sandbox did not get ready", extra={"code": process.poll()})
         await self.discard(warm)
         return None

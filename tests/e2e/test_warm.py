@@ -5,6 +5,7 @@ nothing behind; the pool refills; a session on dependencies of its own starts co
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,13 @@ def test_without_warm_sandboxes_every_start_is_cold(tmp_path: Path) -> None:
         assert made["status"] == "ready", made
         assert metric(base, HANDED) == 0 and metric(base, STARTS) == 1
         assert not (data / "warm").exists() and not launcher_pids(str(data / "warm"))
+
+
+def test_a_node_stopped_while_its_warm_sandbox_imports_leaves_no_process(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with single_node(tmp_path, "--warm-sandboxes", "2") as node:
+        poll_until(lambda: launcher_pids(str(data / "warm")), 10)  # started, importing
+        assert metric(node.url, WARM) < 2
+        node.proc.signal(signal.SIGTERM)
+        assert node.proc.popen.wait(20) == 0
+    poll_until(lambda: not launcher_pids(str(data)), 10)
