@@ -19,6 +19,7 @@ upload changes them (or names them again).
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import logging
 import os
@@ -49,6 +50,11 @@ MAX_BACKOFF = 10.0
 # session is `failed` (with why) instead of burning a CPU on restarts forever.
 MAX_CRASHES = 3
 CRASH_WINDOW = 60.0
+
+
+# renameat2(RENAME_EXCHANGE) refused by the data dir's file system (or sessions and the
+# pool on different ones): no warm sandbox could ever be handed over there.
+UNSWAPPABLE = frozenset({errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV})
 
 
 def gone(s: Session) -> PreviewError:
@@ -301,6 +307,8 @@ class Supervisor:
                 "a warm sandbox could not take the session over: starting one",
                 extra={"session_id": s.id, "error": str(exc)},
             )
+            if exc.errno in UNSWAPPABLE:  # the file system's doing: it would fail every time
+                self.warm.disable(f"the data dir's file system: {exc}")
             with trio.CancelScope(shield=True):
                 await self.warm.discard(warm)
             return None

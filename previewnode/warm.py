@@ -183,6 +183,17 @@ class WarmPool:
                 self._nursery.start_soon(self.discard, warm)
         return None
 
+    def disable(self, why: str) -> None:
+        """No more warm sandboxes on this node (e.g. its file system can't swap
+        directories: every one would be started for nothing); those waiting are stopped."""
+        log.error("warm sandboxes disabled", extra={"why": why})
+        self.size = 0
+        while self._ready:
+            warm = self._ready.pop()
+            if self._nursery is not None:
+                self._nursery.start_soon(self.discard, warm)
+        metrics.WARM_READY.set(0)
+
     async def discard(self, warm: Warm) -> None:
         """Stop a warm sandbox nobody will use, and remove what it had."""
         await stop(warm.process)
