@@ -36,7 +36,7 @@ class ConnectTimeout(UpstreamTimeout):
 class UpstreamConnection:
     """One socket to an upstream and the reader of the responses arriving on it."""
 
-    __slots__ = ("addr", "idle_since", "reader", "reused", "stream")
+    __slots__ = ("addr", "asked", "idle_since", "reader", "reused", "stream")
 
     def __init__(self, stream: Socket, addr: Address) -> None:
         self.stream = stream
@@ -44,9 +44,11 @@ class UpstreamConnection:
         self.reader = ResponseReader()
         self.idle_since = 0.0
         self.reused = False
+        self.asked = False  # a request went out and nothing of its answer was read yet
 
     async def send(self, data: bytes, deadline: float = math.inf) -> None:
         await self.stream.send_all(data, deadline)
+        self.asked = True
 
     def poll(self) -> Event:
         """The next event from bytes already received (or NEED_DATA); garbage is a 502."""
@@ -59,7 +61,11 @@ class UpstreamConnection:
         """Read what the upstream sent next into the reader (b"" at EOF); a wait past
         `deadline` raises `trio.TooSlowError`."""
         try:
-            data = await self.stream.receive_some(READ_CHUNK, deadline)
+            if self.asked:
+                self.asked = False
+                data = await self.stream.receive_reply(READ_CHUNK, deadline)
+            else:
+                data = await self.stream.receive_some(READ_CHUNK, deadline)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             raise UpstreamRefused("upstream connection reset") from exc
         self.reader.feed(data)
