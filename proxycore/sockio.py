@@ -61,14 +61,11 @@ def _waited() -> None:
 class Socket:
     """A connected non-blocking stdlib socket with trio's `SocketStream` methods."""
 
-    __slots__ = ("socket", "yield_first")
+    __slots__ = ("socket",)
 
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
         self.socket = sock
-        # Request/response traffic gains from yielding once before waiting (see
-        # `receive_some`); a tunnel's sequential round trips only pay for it.
-        self.yield_first = True
 
     @classmethod
     def from_stream(cls, stream: trio.SocketStream) -> Socket:
@@ -90,7 +87,7 @@ class Socket:
         saves the registration's two `epoll_ctl` calls and a trip through `epoll_wait`.
         """
         self._check_open()
-        yielded = not self.yield_first
+        yielded = False
         while True:
             try:
                 data = self.socket.recv(max_bytes)
