@@ -312,9 +312,10 @@ def _wait(
 def launcher_pids(needle: str) -> list[int]:
     """PIDs of the Vite launchers whose working directory (their session's workspace,
     sandboxed or not) contains `needle`: a session ID, or a data dir. The launcher's
-    argv names nothing (its config comes by stdin), so it is found by where it runs."""
+    argv names nothing (its config comes by stdin), so it is found by where it runs; node
+    comes first, V8 flags may follow it (devserver.V8_FLAGS)."""
     out = subprocess.run(
-        ["pgrep", "-f", "^[^ ]*node [^ ]*launcher.mjs"], capture_output=True, text=True
+        ["pgrep", "-f", "^[^ ]*node( --[^ ]+)* [^ ]*launcher.mjs"], capture_output=True, text=True
     ).stdout
     pids = []
     for pid in out.split():
