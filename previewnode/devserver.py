@@ -59,9 +59,12 @@ NOTICE_SECONDS = 1.0  # how long a change notice may wait on a full stdin pipe
 MIMALLOC_ENV = {"MIMALLOC_ARENA_EAGER_COMMIT": "0", "MIMALLOC_PURGE_DELAY": "0"}
 
 # V8 grows its young generation to 2 x 16 MiB semi-spaces while Vite transforms a page and
-# does not shrink it while the server is idle. Capped at 2 MiB, measured on the fixture app
-# with 10 running Vites, each after its page: PSS_Anon ~72 MiB per Vite against ~107
-# without. On the node's argv, not NODE_OPTIONS: nothing the app spawns inherits it.
+# does not shrink it while the server is idle. Capped at 2 MiB (with the launcher's idle
+# GC), measured on the fixture app with 10 running Vites, each after its page: PSS per Vite
+# 73-76 MiB (anon 69-73) against 99-111 (anon 96-108). The price: importing the runtime
+# takes ~50 ms more CPU with any --max-semi-space-size (=16 costs the same as =2), and
+# create -> ready and first page were within this machine's noise. On the node's argv, not
+# NODE_OPTIONS: nothing the app spawns inherits it.
 V8_FLAGS = ("--max-semi-space-size=2",)
 
 
