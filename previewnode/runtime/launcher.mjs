@@ -25,7 +25,8 @@ import path from "node:path";
 import { syncBuiltinESMExports } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import readline from "node:readline";
-
+import v8 from "node:v8";
+import vm from "node:vm";
 
 import { originalPositionFor, TraceMap } from "@jridgewell/trace-mapping";
 
@@ -875,6 +876,65 @@ function changeNotices(server, root, lines) {
   });
 }
 
+// ---- memory when idle -----------------------------------------------------------------
+
+// A page load leaves tens of MiB of garbage in V8's old generation (the transformed
+// modules' strings and source maps), and nothing collects it while the server is quiet: a
+// full GC runs only when JS allocates (V8's memory reducer got to it within 20 s in some
+// runs, not in others). One full GC once nothing happened for IDLE_GC_MS gives it back.
+// Measured on the fixture app with devserver.py's semi-space cap, one Vite 5 s after its
+// page: PSS_Anon 73-80 MiB with it, 79-112 without; the GC itself takes ~15 ms.
+const IDLE_GC_MS = 2000;
+
+// V8's collector, kept off this process's global object (the app's config and plugins run
+// in this process): exposed only to a throwaway context, and the flag reset at once so
+// that no context made later has it either.
+function privateGc() {
+  v8.setFlagsFromString("--expose-gc");
+  try {
+    return vm.runInNewContext("gc");
+  } finally {
+    v8.setFlagsFromString("--no-expose-gc");
+  }
+}
+
+// `touch()` (re)arms the collection IDLE_GC_MS from now; its plugin touches on every
+// request and every file update Vite handles. A plugin and not a listener on
+// `server.httpServer`: a restart (the app's config changed) brings a new server, and
+// plugins are applied to it again.
+function idleCollector() {
+  const gc = privateGc();
+  let timer = null;
+  const touch = () => {
+    if (timer) {
+      timer.refresh();
+    } else {
+      timer = setTimeout(() => {
+        const before = v8.getHeapStatistics().used_heap_size;
+        const t0 = performance.now();
+        gc();
+        const ms = Math.round(performance.now() - t0);
+        const after = v8.getHeapStatistics().used_heap_size;
+        const mib = (n) => Math.round(n / 1048576);
+        stderrLogger.info(`idle: full GC in ${ms} ms, V8 heap ${mib(before)} -> ${mib(after)} MiB`);
+      }, IDLE_GC_MS);
+      timer.unref();
+    }
+  };
+  const plugin = {
+    name: "preview:idle-gc",
+    configureServer(server) {
+      server.middlewares.use((_req, _res, next) => {
+        touch();
+        next();
+      });
+    },
+    handleHotUpdate: () => touch(), // Vite 5
+    hotUpdate: () => touch(), // Vite 6+ (which calls both)
+  };
+  return { plugin, touch };
+}
+
 // ---- main -----------------------------------------------------------------------------
 
 async function main() {
@@ -919,8 +979,9 @@ async function main() {
   const { createServer, major } = await loadVite(cfg, own);
   const tracker = errorTracker(cfg.root, major);
   const { react, tailwindcss } = own ? {} : await runtime();
+  const idle = idleCollector();
   const fixed = own
-    ? { configFile: own, plugins: [tracker.plugin, previewClient(cfg.root)] }
+    ? { configFile: own, plugins: [tracker.plugin, previewClient(cfg.root), idle.plugin] }
     : {
         configFile: false,
         plugins: [
@@ -929,6 +990,7 @@ async function main() {
           tailwindcss(),
           tracker.plugin,
           previewClient(cfg.root),
+          idle.plugin,
         ],
         css: { postcss: {} },
         resolve: {
@@ -1003,7 +1065,7 @@ async function main() {
   } else {
     emit({ event: "ready", port: address.port });
   }
-  tracker.crawl();
+  tracker.crawl().then(idle.touch);
 }
 
 main().catch((err) => {

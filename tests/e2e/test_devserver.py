@@ -130,6 +130,20 @@ async def test_hmr_socket_accepts_the_token_and_pushes_an_update_on_edit(
         assert any(u["path"] == "/src/App.jsx" for u in updates)
 
 
+async def test_an_idle_dev_server_collects_its_garbage_once(session: Session) -> None:
+    for path in ("", "src/main.jsx", "src/App.jsx", "src/index.css"):
+        assert (await http_get(session.port, BASE + path)).status == 200
+    idle = re.compile(r"idle: full GC in \d+ ms, V8 heap (\d+) -> (\d+) MiB")
+    with trio.fail_after(10):  # the launcher's IDLE_GC_MS after the last request
+        while not (collected := idle.findall(session.dev.stderr_tail)):
+            await trio.sleep(0.1)
+    before, after = (int(n) for n in collected[0])
+    assert after < before
+    await trio.sleep(3)  # longer than IDLE_GC_MS: no request, so no second collection
+    assert len(idle.findall(session.dev.stderr_tail)) == 1
+    assert (await http_get(session.port, BASE)).status == 200
+
+
 async def test_hmr_socket_with_an_origin_but_a_wrong_token_is_refused(session: Session) -> None:
     status, ws = await hmr_handshake(session.port, f"{BASE}hmr?token=wrong")
     await ws.stream.aclose()

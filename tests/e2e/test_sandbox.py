@@ -61,6 +61,7 @@ try { fs.rmSync("/tmp/fill"); } catch {}
 out.processes = fs.readdirSync("/proc").filter((n) => /^[0-9]+$/.test(n)).length;
 out.interfaces = Object.keys(os.networkInterfaces());
 out.environment = Object.keys(process.env).sort();
+out.gc = typeof globalThis.gc;
 out.root_writable = (() => { try { fs.writeFileSync("/pwned", "x"); return true; } catch { return false; } })();
 spawn("sleep", ["7777"], { detached: true, stdio: "ignore" }).unref();
 const connect = (port) => new Promise((resolve) => {
@@ -134,6 +135,7 @@ def test_a_hostile_config_runs_contained_and_the_session_still_serves(tmp_path: 
         assert seen["interfaces"] == ["lo"]  # no network but its own loopback
         assert seen["processes"] < 10  # its own PID namespace
         assert not seen["root_writable"]
+        assert seen["gc"] == "undefined"  # the launcher's idle GC is its own, not the app's
         assert not [k for k in seen["environment"] if k.startswith("PREVIEW")]
         assert SECRET not in json.dumps(seen)
         assert not (data / "pwned").exists() and not (tmp_path / "pwned").exists()

@@ -312,13 +312,13 @@ def _wait(
 def launcher_pids(needle: str, warm: bool = True) -> list[int]:
     """PIDs of the Vite launchers whose workspace's host path contains `needle`: a
     session ID, or a data dir. The launcher's argv names nothing (its config comes by
-    stdin), so it is found by where it runs: its working directory, or in bubblewrap
-    (where that is /preview/app for every one) what its mount there holds, which names
-    the directory's path now (a warm sandbox's, renamed into its session since).
-    `warm=False`: only those serving a session, not those waiting in a node's warm pool
-    (`{data-dir}/warm/`)."""
+    stdin; node comes first, V8 flags may follow it: devserver.V8_FLAGS), so it is found
+    by where it runs: its working directory, or in bubblewrap (where that is /preview/app
+    for every one) what its mount there holds, which names the directory's path now (a
+    warm sandbox's, renamed into its session since). `warm=False`: only those serving a
+    session, not those waiting in a node's warm pool (`{data-dir}/warm/`)."""
     out = subprocess.run(
-        ["pgrep", "-f", "^[^ ]*node [^ ]*launcher.mjs"], capture_output=True, text=True
+        ["pgrep", "-f", "^[^ ]*node( --[^ ]+)* [^ ]*launcher.mjs"], capture_output=True, text=True
     ).stdout
     needles = {needle, _within_its_filesystem(needle)}
     pids = []

@@ -8,6 +8,7 @@ import pytest
 
 from previewnode import confine, sandbox
 from previewnode.devserver import (
+    V8_FLAGS,
     DevServerConfig,
     child_environment,
     command,
@@ -118,7 +119,7 @@ def test_a_landlocked_dev_server_listens_on_the_port_the_node_chose(tmp_path: Pa
     policy, launcher_argv = confine.parse_args(argv[python + 4 :])
     assert policy["port"] == 41234
     assert policy["rw"] == [str(cfg.workspace), str(cfg.cache_dir)]
-    assert launcher_argv == ["/usr/bin/node", str(cfg.runtime_dir / "launcher.mjs")]
+    assert launcher_argv == ["/usr/bin/node", *V8_FLAGS, str(cfg.runtime_dir / "launcher.mjs")]
     env = child_environment(cfg)
     assert env["TMPDIR"] == str(cfg.cache_dir / "tmp")  # inside its cache: no /tmp
     assert env["HOME"].startswith(str(cfg.cache_dir))
