@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from previewnode.devserver import MIMALLOC_ENV, DevServerConfig, child_environment, command
+from previewnode.devserver import MIMALLOC_ENV, child_environment, command
 from previewnode.sandbox import Sandbox
+from tests.support.devconfig import dev_config
 
 SANDBOXES = {
     "none": None,
@@ -17,28 +18,11 @@ SANDBOXES = {
 }
 
 
-def config(tmp: Path, sandbox: Sandbox | None) -> DevServerConfig:
-    return DevServerConfig(
-        session_id="s1",
-        workspace=tmp / "ws",
-        node_modules=tmp / "nm",
-        cache_dir=tmp / "cache",
-        runtime_dir=tmp / "runtime",
-        base="/preview/s1/",
-        allowed_hosts=("example.test",),
-        client_port=443,
-        client_protocol="wss",
-        node_binary="/usr/bin/node",
-        sandbox=sandbox,
-        socket_dir=tmp / "sock" if sandbox and sandbox.mechanism == "bwrap" else None,
-    )
-
-
 @pytest.mark.parametrize("mechanism", sorted(SANDBOXES))
 def test_node_gets_a_capped_young_generation_before_the_launcher(
     tmp_path: Path, mechanism: str
 ) -> None:
-    cfg = config(tmp_path, SANDBOXES[mechanism])
+    cfg = dev_config(tmp_path, SANDBOXES[mechanism])
     argv = command(cfg, 41234)
     launcher = str(cfg.runtime_dir / "launcher.mjs")
     at = argv.index(launcher)
@@ -50,6 +34,6 @@ def test_node_gets_a_capped_young_generation_before_the_launcher(
 def test_memory_settings_reach_the_dev_server_and_nothing_it_spawns_inherits_v8_flags(
     tmp_path: Path, mechanism: str
 ) -> None:
-    env = child_environment(config(tmp_path, SANDBOXES[mechanism]))
+    env = child_environment(dev_config(tmp_path, SANDBOXES[mechanism]))
     assert {k: env[k] for k in MIMALLOC_ENV} == MIMALLOC_ENV
     assert "NODE_OPTIONS" not in env

@@ -9,7 +9,6 @@ import pytest
 from previewnode import confine, sandbox
 from previewnode.devserver import (
     V8_FLAGS,
-    DevServerConfig,
     child_environment,
     command,
     launcher_config,
@@ -21,6 +20,7 @@ from previewnode.sandbox import (
     confine_argv,
     landlock_policy,
 )
+from tests.support.devconfig import dev_config
 
 MOUNTS = Mounts(
     workspace=Path("/data/sessions/s1/ws"),
@@ -90,25 +90,8 @@ def test_a_malformed_confine_command_line_is_refused() -> None:
         raise AssertionError(argv)
 
 
-def config(tmp: Path, sandbox: Sandbox | None) -> DevServerConfig:
-    return DevServerConfig(
-        session_id="s1",
-        workspace=tmp / "ws",
-        node_modules=tmp / "nm",
-        cache_dir=tmp / "cache",
-        runtime_dir=tmp / "runtime",
-        base="/preview/s1/",
-        allowed_hosts=("example.test",),
-        client_port=443,
-        client_protocol="wss",
-        node_binary="/usr/bin/node",
-        sandbox=sandbox,
-        socket_dir=tmp / "sock" if sandbox and sandbox.mechanism == "bwrap" else None,
-    )
-
-
 def test_a_landlocked_dev_server_listens_on_the_port_the_node_chose(tmp_path: Path) -> None:
-    cfg = config(tmp_path, Sandbox("landlock", "/usr/bin/python3"))
+    cfg = dev_config(tmp_path, Sandbox("landlock", "/usr/bin/python3"))
     launcher = launcher_config(cfg, 41234)
     assert launcher["port"] == 41234 and launcher["listenFd"] is None
     assert launcher["ownConfig"] is True and launcher["bundleConfigBeside"] is True
@@ -126,7 +109,7 @@ def test_a_landlocked_dev_server_listens_on_the_port_the_node_chose(tmp_path: Pa
 
 
 def test_bubblewrap_still_listens_on_its_socket(tmp_path: Path) -> None:
-    cfg = config(tmp_path, Sandbox("bwrap", "/usr/bin/bwrap"))
+    cfg = dev_config(tmp_path, Sandbox("bwrap", "/usr/bin/bwrap"))
     launcher = launcher_config(cfg)
     # the dev server sees its own directories at the same paths in every sandbox
     assert launcher["port"] == 0 and launcher["listenFd"] is None  # none passed here
