@@ -270,14 +270,15 @@ class Supervisor:
         return self._crashed(s, crash)
 
     async def _serve(self, s: Session, node_modules: Path) -> Crash:
-        warm = await self._take_warm(s)
+        warm = self._take_warm(s)
         if warm is not None:
+            assert self.warm is not None
             try:
-                return await self._serve_in(s, node_modules, (), warm)
-            finally:
+                if await self._adopt(s, warm):
+                    return await self._serve_in(s, node_modules, (), warm)
+            finally:  # served, failed to take over, or cancelled anywhere: it is done
                 with trio.CancelScope(shield=True):
-                    assert self.warm is not None
-                    await self.warm.release(warm)
+                    await self.warm.discard(warm)
         try:
             procs = tuple(self.groups.make(s.id)) if self.groups else ()
         except OSError as exc:
@@ -289,19 +290,21 @@ class Supervisor:
                 with trio.CancelScope(shield=True):
                     await release(self.groups, s.id)
 
-    async def _take_warm(self, s: Session) -> Warm | None:
-        """A warm sandbox with the session's workspace and cache swapped in, or None (no
-        pool, none ready, not on the runtime's dependencies, or the swap failed)."""
+    def _take_warm(self, s: Session) -> Warm | None:
+        """A warm sandbox for `s`, or None (no pool, none ready, or not on the runtime's
+        dependencies). The caller owns it from here: it discards it on every way out."""
         if self.warm is None or not self.plan_for(s).uses_runtime:
             return None
-        warm = self.warm.take()
-        if warm is None:
-            return None
-        cache = self.store.vite_cache(s.id)
+        return self.warm.take()
+
+    async def _adopt(self, s: Session, warm: Warm) -> bool:
+        """Swap the session's workspace and cache into the warm sandbox's directories;
+        False when the swap failed (the session's own are untouched: it starts cold)."""
+        assert self.warm is not None
         try:
             async with s.files_lock:
                 await trio.to_thread.run_sync(adopt, s.workspace, warm.config.workspace)
-            await trio.to_thread.run_sync(adopt, cache, warm.config.cache_dir)
+            await trio.to_thread.run_sync(adopt, self.store.vite_cache(s.id), warm.config.cache_dir)
         except OSError as exc:
             log.warning(
                 "a warm sandbox could not take the session over: starting one",
@@ -309,12 +312,10 @@ class Supervisor:
             )
             if exc.errno in UNSWAPPABLE:  # the file system's doing: it would fail every time
                 self.warm.disable(f"the data dir's file system: {exc}")
-            with trio.CancelScope(shield=True):
-                await self.warm.discard(warm)
-            return None
+            return False
         remove_tree(warm.config.workspace.parent)  # its emptied area
         metrics.WARM_STARTS.inc()
-        return warm
+        return True
 
     def _warm_config(self, name: str, procs: tuple[Path, ...]) -> DevServerConfig:
         """A warm sandbox's: directories of its own under the pool's area, the runtime's

@@ -33,7 +33,6 @@ import itertools
 import json
 import logging
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,17 +194,14 @@ class WarmPool:
         metrics.WARM_READY.set(0)
 
     async def discard(self, warm: Warm) -> None:
-        """Stop a warm sandbox nobody will use, and remove what it had."""
-        await stop(warm.process)
-        await self.release(warm)
-        remove_tree(self.area / warm.group)
-
-    async def release(self, warm: Warm) -> None:
-        """After its process is gone: its cgroup and its listener's directory."""
+        """Stop a warm sandbox (one nobody will use, or one whose session is done with
+        it), release its cgroup, and remove what it had."""
+        await stop(warm.process)  # nothing if its dev server already stopped it
         if self.groups is not None:
             await release(self.groups, warm.group)
         if warm.config.socket_dir is not None:
-            shutil.rmtree(warm.config.socket_dir, ignore_errors=True)
+            remove_tree(warm.config.socket_dir)
+        remove_tree(self.area / warm.group)
 
     async def _start_one(self) -> Warm | None:
         name = f"warm-{next(self._names)}"

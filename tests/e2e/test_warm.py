@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,22 @@ def test_a_node_stopped_while_its_warm_sandbox_imports_leaves_no_process(tmp_pat
         node.proc.signal(signal.SIGTERM)
         assert node.proc.popen.wait(20) == 0
     poll_until(lambda: not launcher_pids(str(data)), 10)
+
+
+def test_sessions_deleted_while_they_take_a_warm_sandbox_leave_only_the_pool(
+    tmp_path: Path,
+) -> None:
+    """A DELETE lands while the session's start is taking a warm sandbox over (swapping
+    its directories in, or waiting to boot it): the sandbox is stopped all the same."""
+    data = tmp_path / "data"
+    with single_node(tmp_path, "--warm-sandboxes", "1") as node:
+        for _ in range(6):
+            poll_until(lambda: metric(node.url, WARM) == 1, 30)
+            made = http("POST", f"{node.url}/kontext/preview", {"files": app_files()})
+            assert made.status == 201, made.body
+            sid = made.json()["sessionId"]
+            assert http("DELETE", f"{node.url}/kontext/preview/{sid}").status == 200
+        poll_until(lambda: metric(node.url, WARM) == 1, 30)
+        poll_until(lambda: len(launcher_pids(str(data))) == 1, 10)  # the pool's one
+        time.sleep(1.5)
+        assert len(launcher_pids(str(data))) == 1, launcher_pids(str(data))
