@@ -939,27 +939,19 @@ function idleCollector() {
 
 async function main() {
   const lines = readline.createInterface({ input: process.stdin });
-  // stdin's end means the node is gone: from the config line on, not only once the server
-  // listens (a node killed while the app's config loaded left this process running).
-  let stdinEnded = false;
-  let onStdinEnd = () => {};
-  lines.on("close", () => {
-    stdinEnded = true;
-    onStdinEnd();
-  });
+  // stdin's end means the node is gone, whatever this process is doing (importing, loading
+  // the app's config, serving): it ends at once and for certain, since nobody is left to
+  // stop it. Not process.exit: launchers whose node was killed while they imported Vite
+  // hung in exit's teardown (a futex, rolldown's worker thread starting) and were still
+  // running long after the fault tests.
+  lines.on("close", () => process.kill(process.pid, "SIGKILL"));
   process.stdin.on("error", () => lines.close());
+  const configLine = new Promise((resolve) => lines.once("line", resolve));
   // Node has started (and, warm, Vite and the plugins are imported): a launcher started
   // ahead of need (previewnode/warm.py) is ready to be handed a session.
   if (process.argv.includes("--warm")) await runtime();
   emit({ event: "waiting" });
-  const cfg = parseConfig(
-    await new Promise((resolve) => {
-      lines.once("line", resolve);
-      lines.once("close", () => resolve(null));
-    }),
-  );
-  onStdinEnd = () => process.exit(0); // nothing to close yet
-  if (stdinEnded) process.exit(0);
+  const cfg = parseConfig(await configLine);
   if (!cfg.ownConfig) {
     // sandboxed, the sandbox is the guard
     guardTailwind(cfg.root);
@@ -1045,7 +1037,6 @@ async function main() {
   };
   process.on("SIGTERM", () => shutdown(0));
   process.on("SIGINT", () => shutdown(0));
-  onStdinEnd = () => shutdown(0);
 
   await server.listen();
   changeNotices(server, cfg.root, lines);

@@ -11,7 +11,7 @@ import pytest
 import trio
 
 from previewnode.config import RUNTIME_DIR
-from previewnode.devserver import DevServerConfig
+from previewnode.devserver import DevServerConfig, spawn, stop
 from previewnode.warm import WarmPool
 
 pytestmark = pytest.mark.skipif(
@@ -109,3 +109,21 @@ async def test_cancelled_while_a_launcher_imports_it_leaves_none_running(tmp_pat
         keep.append(warm)  # nothing is collected: only the pool's own stop may end it
         nursery.cancel_scope.cancel()
     await until(lambda: not any(alive(p) for p in pids), 5)
+
+
+async def test_a_warm_launcher_whose_node_goes_away_while_it_imports_exits(
+    tmp_path: Path,
+) -> None:
+    """Its stdin's end is the node's going (a SIGKILLed node can stop nothing itself):
+    seen while it imports Vite, not only once it waits for its config. (The hang in exit
+    this once caused is reproduced by test_faults' twenty node deaths, not here.)"""
+    config = pool(tmp_path, 1).configure("warm-1", ())
+    config.workspace.mkdir(parents=True)
+    process = await spawn(config, warm=True)
+    try:
+        assert process.stdin is not None
+        await process.stdin.aclose()  # at once: it is still importing
+        with trio.fail_after(10):
+            await process.wait()
+    finally:
+        await stop(process)

@@ -325,7 +325,7 @@ def launcher_pids(needle: str, warm: bool = True) -> list[int]:
     for pid in out.split():
         try:
             cwd = os.readlink(f"/proc/{pid}/cwd")
-            if cwd == INSIDE_WORKSPACE:
+            if cwd.removesuffix(" (deleted)") == INSIDE_WORKSPACE:  # gone from the host too
                 cwd = _mount_root(int(pid), INSIDE_WORKSPACE)
         except OSError:
             continue
