@@ -250,6 +250,20 @@ async def spawn(
     )
 
 
+async def launch(
+    config: DevServerConfig, port: int = 0, warm: bool = False
+) -> tuple[trio.Process, int | None]:
+    """`spawn` with the listener `bind_listener` made passed on: the launcher and the
+    descriptor's number (what its config names). The node's own copy is closed once the
+    launcher holds it."""
+    listen_fd = bind_listener(config)
+    try:
+        return await spawn(config, port, warm, listen_fd), listen_fd
+    finally:
+        if listen_fd is not None:
+            os.close(listen_fd)
+
+
 def free_loopback_port() -> int:
     """A port free on 127.0.0.1 now. Only the dev server it is given to may bind it
     (Landlock); a host process taking it first fails that start (Vite's strictPort)."""
@@ -359,12 +373,7 @@ class DevServer:
         else:
             if landlocked(config):
                 self.port = free_loopback_port()
-            self.listen_fd = bind_listener(config)
-            try:
-                process = await spawn(config, self.port, listen_fd=self.listen_fd)
-            finally:
-                if self.listen_fd is not None:
-                    os.close(self.listen_fd)  # the dev server holds it now
+            process, self.listen_fd = await launch(config, self.port)
         self.pid = process.pid
         self._stdin = process.stdin
         assert process.stdin is not None

@@ -40,7 +40,7 @@ from pathlib import Path
 import trio
 
 from previewnode import metrics
-from previewnode.devserver import DevServerConfig, bind_listener, spawn, stop
+from previewnode.devserver import DevServerConfig, launch, stop
 from previewnode.limits import Groups, release
 from previewnode.workspace import remove_tree
 
@@ -51,7 +51,7 @@ MAX_RETRY_SECONDS = 60.0
 # After a take, the next one starts this much later: a start is ~0.4 s of CPU, which
 # would compete with the page of the session just handed one (its first transforms).
 REFILL_DELAY_SECONDS = 1.0
-WAITING_LINE = b'{"event":"waiting"}'
+WAITING = {"event": "waiting"}  # the launcher's first stdout line, warm and imported
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
@@ -197,11 +197,16 @@ class WarmPool:
         """Stop a warm sandbox (one nobody will use, or one whose session is done with
         it), release its cgroup, and remove what it had."""
         await stop(warm.process)  # nothing if its dev server already stopped it
+        await self._clear(warm.group, warm.config.socket_dir)
+
+    async def _clear(self, name: str, socket_dir: Path | None) -> None:
+        """What a warm sandbox `name` had besides its process: its cgroup, its listener's
+        directory, its area."""
         if self.groups is not None:
-            await release(self.groups, warm.group)
-        if warm.config.socket_dir is not None:
-            remove_tree(warm.config.socket_dir)
-        remove_tree(self.area / warm.group)
+            await release(self.groups, name)
+        if socket_dir is not None:
+            remove_tree(socket_dir)
+        remove_tree(self.area / name)
 
     async def _start_one(self) -> Warm | None:
         name = f"warm-{next(self._names)}"
@@ -210,16 +215,17 @@ class WarmPool:
             config = self.configure(name, procs)
             for empty in (config.workspace, config.cache_dir):
                 empty.mkdir(parents=True)  # empty: the session's own are swapped in whole
-            listen_fd = bind_listener(config)
         except OSError as exc:
             log.error("a warm sandbox could not be prepared", extra={"error": str(exc)})
+            await self._clear(name, None)
             return None
         async with self.cold_starts:  # below the sessions' own starts, never above
             try:
-                process = await spawn(config, warm=True, listen_fd=listen_fd)
-            finally:
-                if listen_fd is not None:
-                    os.close(listen_fd)  # the launcher holds it now
+                process, listen_fd = await launch(config, warm=True)
+            except OSError as exc:
+                log.error("a warm sandbox could not be started", extra={"error": str(exc)})
+                await self._clear(name, config.socket_dir)
+                return None
             warm = Warm(process, config, name, listen_fd)
             try:
                 if await _until_waiting(process):
@@ -244,6 +250,6 @@ async def _until_waiting(process: trio.Process) -> bool:
                 break
             line += chunk
     try:
-        return bool(json.loads(line.split(b"\n", 1)[0]) == json.loads(WAITING_LINE))
+        return bool(json.loads(line.split(b"\n", 1)[0]) == WAITING)
     except ValueError:
         return False
